@@ -1,0 +1,379 @@
+"""Throughput benchmark: env steps/s of the built-in tasks and critic/policy updates/s of FastTD3's networks.
+
+Run ``python -m launch.bench`` (``--quick`` for a seconds-long smoke run). Results are printed as a table and written
+to ``<out-dir>/throughput_<device type>.{json,md}`` (``throughput_<device type>_quick.*`` in quick mode, so a smoke
+run never overwrites real numbers), together with the machine they were measured on.
+
+What is timed, and why:
+
+- env steps/s counts transitions (vectorized steps x num_envs), the unit of ``total_env_steps``. Random actions
+  within the bounds are drawn before timing and cycled, so only the env itself is measured.
+- an update is what the runtime's learners do per update: ``buffer.sample`` from a real ``ReplayBuffer`` filled with
+  random transitions, the FastTD3 loss, zero_grad, backward and an AdamW step (plus the soft target update for the
+  critic). Observation normalization (two elementwise ops) is left out. The actor is trained against a frozen copy
+  of the critic and the critic's target actions come from a frozen copy of the actor, as in the runtime.
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime
+import json
+import math
+import os
+import platform
+import shlex
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import torch
+import tyro
+from tensordict import TensorDict
+
+ENV_COUNTS = (1, 64, 1024, 4096)
+QUICK_ENV_COUNTS = (1, 64)
+#: Representative task for the network benchmark: its obs/act sizes and value range.
+NET_TASK, NET_OBS_DIM, NET_ACT_DIM, NET_V_MIN, NET_V_MAX = "reacher3", 13, 3, -40.0, 1.0
+
+
+@dataclass(frozen=True)
+class NetSetting:
+    """One network size to benchmark."""
+
+    name: str
+    critic_hidden: tuple[int, ...]
+    actor_hidden: tuple[int, ...]
+    num_atoms: int
+    batch_size: int
+    large: bool = False
+    """Large settings take seconds per update on a CPU, so there they run a fixed, small number of updates."""
+
+
+NET_SETTINGS = (
+    NetSetting("default", (256, 256), (256, 256), 101, 256),
+    NetSetting("fasttd3", (1024, 512, 256), (512, 256, 128), 101, 32768, large=True),
+)
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    """Measure env steps/s of the built-in tasks and critic/policy updates/s of FastTD3 networks."""
+
+    device: str = "auto"
+    """'auto' (CUDA if available, else CPU), 'cpu', 'cuda' or 'cuda:N'."""
+    out_dir: str = "benchmarks"
+    """Directory for throughput_<device>.json and .md."""
+    quick: bool = False
+    """Smoke run: tiny timings, 1 and 64 envs only, default network only; writes throughput_<device>_quick.*."""
+    seconds: float = 1.0
+    """Target timed seconds per setting; the step/update caps below may stop a setting earlier."""
+    max_env_steps: int = 5000
+    """Cap on timed vectorized env steps per (task, num_envs)."""
+    max_updates: int = 500
+    """Cap on timed updates per network setting and update kind."""
+    large_cpu_updates: int = 3
+    """Timed updates of the FastTD3-sized networks on CPU, after one warm-up (each takes seconds there)."""
+    seed: int = 0
+    """Seed of envs, networks, random transitions and replay sampling."""
+    torch_threads: int = 0
+    """CPU threads for torch (0 keeps torch's default)."""
+
+
+def _sync_fn(device: torch.device) -> Callable[[], None]:
+    """Timings must include queued GPU work, so CUDA is synchronized at every clock read."""
+    if device.type == "cuda":
+        return lambda: torch.cuda.synchronize(device)
+    return lambda: None
+
+
+def time_loop(
+    fn: Callable[[], Any], sync: Callable[[], None], warmup: int, target_s: float, min_iters: int, max_iters: int
+) -> tuple[int, float]:
+    """Run ``fn`` ``warmup`` times untimed, then in growing chunks until ``target_s`` or ``max_iters`` is reached.
+
+    Chunks (synchronized at their ends) keep clock reads and syncs out of the inner loop while adapting the count
+    to the speed of ``fn``. Returns (timed iterations, seconds).
+    """
+    for _ in range(warmup):
+        fn()
+    sync()
+    iters, chunk, elapsed = 0, 1, 0.0
+    start = time.perf_counter()
+    while True:
+        n = max(1, min(chunk, max_iters - iters))
+        for _ in range(n):
+            fn()
+        sync()
+        iters += n
+        elapsed = time.perf_counter() - start
+        if iters >= max_iters or (iters >= min_iters and elapsed >= target_s):
+            return iters, elapsed
+        remaining = math.ceil(iters / max(elapsed, 1e-9) * (target_s - elapsed)) if elapsed < target_s else 1
+        chunk = max(1, min(2 * chunk, remaining))
+
+
+def bench_env(task: str, num_envs: int, device: torch.device, cfg: BenchConfig) -> dict[str, Any]:
+    """Steps/s of one task at one env count, with uniformly random actions inside the bounds."""
+    import tasks
+
+    env = tasks.make_env(task, num_envs, device, cfg.seed)
+    env.reset(seed=cfg.seed)
+    low, high = env.spec.action_bounds(device)
+    gen = torch.Generator(device=device).manual_seed(cfg.seed)
+    pool = low + (high - low) * torch.rand(32, num_envs, env.spec.act_dim, generator=gen, device=device)
+    i = 0
+
+    def step() -> None:
+        nonlocal i
+        env.step(pool[i % pool.shape[0]])
+        i += 1
+
+    steps, seconds = time_loop(step, _sync_fn(device), warmup=5, target_s=cfg.seconds, min_iters=1,
+                               max_iters=cfg.max_env_steps)  # fmt: skip
+    return {
+        "task": task,
+        "num_envs": num_envs,
+        "obs_dim": env.spec.obs_dim,
+        "act_dim": env.spec.act_dim,
+        "timed_vec_steps": steps,
+        "seconds": seconds,
+        "vec_steps_per_s": steps / seconds,
+        "env_steps_per_s": steps * num_envs / seconds,
+    }
+
+
+def filled_buffer(device: torch.device, num_envs: int, rows: int, fills: int, seed: int):
+    """A real replay buffer holding random transitions (about 1% of steps end an episode), so sampling is timed."""
+    from parallel_rl.buffer import ReplayBuffer
+
+    buffer = ReplayBuffer(num_envs, NET_OBS_DIM, NET_ACT_DIM, num_envs * rows, device, n_step=1, gamma=0.99,
+                          seed=seed)  # fmt: skip
+    gen = torch.Generator(device=device).manual_seed(seed)
+
+    def rand(*shape: int) -> torch.Tensor:
+        return torch.rand(*shape, generator=gen, device=device)
+
+    for _ in range(fills):
+        step = {
+            "obs": rand(num_envs, NET_OBS_DIM) * 2 - 1,
+            "action": rand(num_envs, NET_ACT_DIM) * 2 - 1,
+            "reward": rand(num_envs) - 1,
+            "terminated": rand(num_envs) < 0.005,
+            "truncated": rand(num_envs) < 0.005,
+            "final_obs": rand(num_envs, NET_OBS_DIM) * 2 - 1,
+        }
+        buffer.extend(TensorDict(step, batch_size=[num_envs], device=device))
+    return buffer
+
+
+def bench_net(setting: NetSetting, buffer, device: torch.device, cfg: BenchConfig) -> dict[str, Any]:
+    """Critic and policy updates/s of one network size, each update sampling its own batch from ``buffer``."""
+    from parallel_rl.algos import fasttd3
+    from parallel_rl.algos.common import soft_update
+    from parallel_rl.config import AgentConfig
+    from parallel_rl.nets import Actor, EnsembleCritic
+    from parallel_rl.runtime.components import make_optimizer
+
+    torch.manual_seed(cfg.seed)
+    hp = AgentConfig(critic_hidden=setting.critic_hidden, actor_hidden=setting.actor_hidden,
+                     num_atoms=setting.num_atoms, v_min=NET_V_MIN, v_max=NET_V_MAX)  # fmt: skip
+    actor = Actor(NET_OBS_DIM, NET_ACT_DIM, hp.actor_hidden).to(device)
+    critic = EnsembleCritic(NET_OBS_DIM, NET_ACT_DIM, hp.critic_hidden, hp.num_atoms, hp.v_min, hp.v_max,
+                            members=hp.num_critics).to(device)  # fmt: skip
+    critic_target = copy.deepcopy(critic).requires_grad_(False)
+    actor_for_critic = copy.deepcopy(actor).requires_grad_(False)
+    critic_for_actor = copy.deepcopy(critic).requires_grad_(False)
+    critic_opt = make_optimizer(list(critic.parameters()), hp.critic_lr, hp.weight_decay, device)
+    actor_opt = make_optimizer(list(actor.parameters()), hp.actor_lr, hp.weight_decay, device)
+    batch_size = setting.batch_size
+
+    def critic_update() -> None:
+        loss, _ = fasttd3.critic_loss(critic, critic_target, actor_for_critic, buffer.sample(batch_size), hp)
+        critic_opt.zero_grad(set_to_none=True)
+        loss.backward()
+        critic_opt.step()
+        soft_update(critic_target, critic, hp.tau)
+
+    def actor_update() -> None:
+        loss, _ = fasttd3.actor_loss(actor, critic_for_actor, buffer.sample(batch_size), hp)
+        actor_opt.zero_grad(set_to_none=True)
+        loss.backward()
+        actor_opt.step()
+
+    if setting.large and device.type == "cpu":
+        warmup, min_iters, max_iters = 1, cfg.large_cpu_updates, cfg.large_cpu_updates
+    else:
+        warmup, min_iters, max_iters = (1 if cfg.quick else 3), 1, cfg.max_updates
+    sync = _sync_fn(device)
+    row: dict[str, Any] = {
+        "network": setting.name,
+        "critic_hidden": list(setting.critic_hidden),
+        "actor_hidden": list(setting.actor_hidden),
+        "num_atoms": setting.num_atoms,
+        "critics": hp.num_critics,
+        "batch_size": batch_size,
+        "obs_dim": NET_OBS_DIM,
+        "act_dim": NET_ACT_DIM,
+        "critic_params": sum(p.numel() for p in critic.parameters()),
+        "actor_params": sum(p.numel() for p in actor.parameters()),
+        "warmup_updates": warmup,
+    }
+    for kind, fn in (("critic", critic_update), ("actor", actor_update)):
+        n, seconds = time_loop(fn, sync, warmup, cfg.seconds, min_iters, max_iters)
+        row[f"{kind}_timed_updates"] = n
+        row[f"{kind}_seconds"] = seconds
+        row[f"{kind}_updates_per_s"] = n / seconds
+    return row
+
+
+def machine_info(device: torch.device) -> dict[str, Any]:
+    """Enough about the machine to compare numbers across runs."""
+    cpu = platform.processor() or "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    try:
+        usable = len(os.sched_getaffinity(0))
+    except AttributeError:
+        usable = os.cpu_count()
+    import tensordict
+
+    return {
+        "cpu_model": cpu,
+        "cpu_cores": os.cpu_count(),
+        "cpu_cores_usable": usable,
+        "torch_version": torch.__version__,
+        "tensordict_version": tensordict.__version__,
+        "torch_threads": torch.get_num_threads(),
+        "python_version": platform.python_version(),
+        "platform": platform.platform(),
+        "device": str(device),
+        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else cpu,
+        "cuda_version": torch.version.cuda,
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "load_avg_start": _load_avg(),
+    }
+
+
+def _load_avg() -> list[float] | None:
+    """Other processes competing for the cores skew the numbers; the load average makes that visible."""
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        return None
+
+
+def _rate(x: float) -> str:
+    """Thousands separators for big rates, three significant digits for small ones (large nets on CPU)."""
+    return f"{x:,.0f}" if x >= 100 else f"{x:.3g}"
+
+
+def tables(results: dict[str, Any]) -> str:
+    """The results as two Markdown tables; they read fine on a terminal too."""
+    lines = ["| task | num_envs | env steps/s | vec steps/s | timed steps | seconds |", "|---|--:|--:|--:|--:|--:|"]
+    for r in results["env"]:
+        lines.append(f"| {r['task']} | {r['num_envs']} | {_rate(r['env_steps_per_s'])} | "
+                     f"{_rate(r['vec_steps_per_s'])} | {r['timed_vec_steps']} | {r['seconds']:.2f} |")  # fmt: skip
+    lines += [
+        "",
+        "| network | critic hidden | actor hidden | atoms | batch | critic upd/s | actor upd/s | timed (c/a) |",
+        "|---|---|---|--:|--:|--:|--:|--:|",
+    ]
+    for r in results["updates"]:
+        lines.append(
+            f"| {r['network']} | {tuple(r['critic_hidden'])} | {tuple(r['actor_hidden'])} | {r['num_atoms']} | "
+            f"{r['batch_size']} | {_rate(r['critic_updates_per_s'])} | {_rate(r['actor_updates_per_s'])} | "
+            f"{r['critic_timed_updates']}/{r['actor_timed_updates']} |"
+        )
+    return "\n".join(lines)
+
+
+def markdown(results: dict[str, Any]) -> str:
+    """A self-contained report: where and how the numbers were measured, then the tables."""
+    m = results["machine"]
+    head = [
+        f"# Throughput on {m['device_name']} ({m['device']})",
+        "",
+        f"- command: `{results['command']}`",
+        f"- date: {m['date']}",
+        f"- CPU: {m['cpu_model']}, {m['cpu_cores']} cores ({m['cpu_cores_usable']} usable), "
+        f"torch threads {m['torch_threads']}",
+        f"- torch {m['torch_version']}, tensordict {m['tensordict_version']}, Python {m['python_version']}",
+        f"- quick mode: {results['config']['quick']}",
+        "",
+        "env steps/s = vectorized steps/s x num_envs (transitions/s), random actions within the bounds.",
+        f"Updates use obs {NET_OBS_DIM} / act {NET_ACT_DIM} ({NET_TASK}); each update samples a batch from a real "
+        "ReplayBuffer (n_step 1), computes the FastTD3 loss, steps AdamW, and for the critic soft-updates its target. "
+        "2 critics in the ensemble.",
+        "",
+        f"Load average (1, 5, 15 min) before / after: {m['load_avg_start']} / {results['load_avg_end']}; other "
+        "processes running on the machine during the benchmark lower the numbers.",
+        "",
+    ]
+    return "\n".join(head) + tables(results) + "\n"
+
+
+def run(cfg: BenchConfig, command: str) -> dict[str, Any]:
+    """Run every measurement and return the results (also what ``main`` writes to disk)."""
+    import tasks
+    from parallel_rl.runtime.trainer import resolve_device
+
+    if cfg.torch_threads > 0:
+        torch.set_num_threads(cfg.torch_threads)
+    device = resolve_device(cfg.device)
+    env_counts = QUICK_ENV_COUNTS if cfg.quick else ENV_COUNTS
+    if cfg.quick:
+        cfg = replace(cfg, seconds=min(cfg.seconds, 0.05), max_env_steps=min(cfg.max_env_steps, 20),
+                      max_updates=min(cfg.max_updates, 5))  # fmt: skip
+    results: dict[str, Any] = {
+        "machine": machine_info(device),
+        "command": command,
+        "config": asdict(cfg),
+        "env": [],
+        "updates": [],
+    }
+    for task in tasks.TASKS:
+        for n in env_counts:
+            row = bench_env(task, n, device, cfg)
+            results["env"].append(row)
+            print(f"  env {task:>16} x {n:<5} {_rate(row['env_steps_per_s']):>12} steps/s", flush=True)
+    buf_envs, rows, fills = (64, 16, 12) if cfg.quick else (1024, 64, 48)
+    buffer = filled_buffer(device, buf_envs, rows, fills, cfg.seed)
+    settings = NET_SETTINGS[:1] if cfg.quick else NET_SETTINGS
+    for setting in settings:
+        row = bench_net(setting, buffer, device, cfg)
+        results["updates"].append(row)
+        print(f"  net {setting.name:>8} critic {_rate(row['critic_updates_per_s'])} upd/s, "
+              f"actor {_rate(row['actor_updates_per_s'])} upd/s", flush=True)  # fmt: skip
+    results["load_avg_end"] = _load_avg()
+    return results
+
+
+def main(args: list[str] | None = None) -> dict[str, Any]:
+    """Parse flags, benchmark, print the table, write JSON and Markdown; returns the results."""
+    args = sys.argv[1:] if args is None else list(args)
+    cfg = tyro.cli(BenchConfig, args=args, description=BenchConfig.__doc__)
+    command = shlex.join(["python", "-m", "launch.bench", *args])
+    results = run(cfg, command)
+    out_dir = Path(cfg.out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stem = f"throughput_{torch.device(results['machine']['device']).type}{'_quick' if cfg.quick else ''}"
+    (out_dir / f"{stem}.json").write_text(json.dumps(results, indent=2) + "\n")
+    (out_dir / f"{stem}.md").write_text(markdown(results))
+    m = results["machine"]
+    print(f"\n{m['device_name']} ({m['device']}), torch {m['torch_version']}, {m['torch_threads']} threads\n")
+    print(tables(results))
+    print(f"\nwrote {out_dir / stem}.json and .md")
+    return results
+
+
+if __name__ == "__main__":
+    main()

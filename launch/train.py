@@ -1,0 +1,69 @@
+"""Train from the command line: ``python -m launch.train --task pendulum --algo fasttd3 [--flag value ...]``.
+
+Parsing happens in two passes so that presets are real defaults: ``--task``, ``--algo`` and ``--preset`` are read
+first, the matching preset is applied to ``TrainConfig``, and tyro then parses every flag against that config (so
+``--help`` shows the preset's values and any flag still overrides them).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import tyro
+
+from parallel_rl.config import ALGOS, ConfigError, TrainConfig, replace_nested, suggest
+from parallel_rl.runtime import train
+
+
+def preset_defaults(args: list[str]) -> TrainConfig:
+    import tasks
+
+    pre = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+    pre.add_argument("--task", default=TrainConfig.task)
+    pre.add_argument("--algo", default=TrainConfig.algo)
+    pre.add_argument("--preset", default=TrainConfig.preset)
+    known, _ = pre.parse_known_args(args)
+    if known.algo not in ALGOS:
+        raise ConfigError(f"--algo: unknown algorithm {known.algo!r}{suggest(known.algo, ALGOS)} "
+                          f"(valid: {', '.join(ALGOS)})")  # fmt: skip
+    overrides = tasks.preset(known.task, known.algo, known.preset)
+    base = TrainConfig(task=known.task, algo=known.algo, preset=known.preset)
+    return replace_nested(base, overrides)
+
+
+def parse(args: list[str] | None = None) -> TrainConfig:
+    args = sys.argv[1:] if args is None else args
+    default = preset_defaults(args)
+    return tyro.cli(TrainConfig, default=default, args=args, config=(tyro.conf.OmitArgPrefixes,),
+                    description=TrainConfig.__doc__)  # fmt: skip
+
+
+def main(args: list[str] | None = None) -> dict:
+    import tasks
+
+    try:
+        cfg = parse(args)
+        factory = tasks.env_factory(cfg.task)
+        from parallel_rl.config import validate
+
+        validate(cfg)
+    except ConfigError as e:
+        print(f"error: {e}", file=sys.stderr)
+        raise SystemExit(2) from None
+    summary = train(cfg, factory)
+    print(
+        f"done: {summary['env_steps']} env steps, {summary['critic_updates']} critic / {summary['policy_updates']} "
+        f"policy updates in {summary['wall_seconds']:.1f} s; final_eval_return {summary['final_eval_return']:.2f} "
+        f"over {summary['eval_envs']} envs; run dir {summary['run_dir']}"
+    )
+    return summary
+
+
+def cli() -> None:
+    """Console-script entry point (``parallel-rl-train``)."""
+    main()
+
+
+if __name__ == "__main__":
+    cli()

@@ -1,0 +1,169 @@
+"""On-device replay buffer: per-env circular streams, n-step returns at sample time, next obs found by index.
+
+Why hand-written rather than torchrl's ReplayBuffer: the n-step targets must stop at episode ends, bootstrap
+truncations from the env's true final observation, and never store the next observation twice; and sampling must
+not synchronise with the host. torchrl's buffers store ``next`` explicitly and compute n-step when writing.
+
+Layout. The global capacity is split into ``num_envs`` streams of ``rows_per_env`` rows. Each env step appends one
+row per env holding (obs, action, reward, terminated, done). The next observation of a row is the following row of
+the same stream. When an episode ends, the env's true final observation is appended as an extra *final row*
+(never sampled as a transition start), and the next episode starts after it. So every transition finds its next
+observation at index + 1, truncations bootstrap from the true final observation, and the memory overhead is one
+row per episode instead of a second copy of every observation.
+"""
+
+from __future__ import annotations
+
+import torch
+from tensordict import TensorDict
+
+#: Candidate draws per sample; the first that is a transition row (not a final row) is used. See ``sample``.
+_CANDIDATES = 4
+
+
+class ReplayBuffer:
+    """Preallocated replay storage on one device; ``extend`` once per vectorized env step, ``sample`` per update."""
+
+    def __init__(
+        self,
+        num_envs: int,
+        obs_dim: int,
+        act_dim: int,
+        capacity: int,
+        device: torch.device | str = "cpu",
+        *,
+        critic_obs_dim: int | None = None,
+        storage_dtype: torch.dtype = torch.float32,
+        n_step: int = 1,
+        gamma: float = 0.99,
+        seed: int = 0,
+    ) -> None:
+        rows = capacity // num_envs
+        if rows < n_step + 2:
+            raise ValueError(
+                f"buffer capacity {capacity} gives {rows} rows per env for {num_envs} envs; need at least "
+                f"n_step + 2 = {n_step + 2}: raise buffer_size to >= {(n_step + 2) * num_envs}"
+            )
+        if not 0.0 <= gamma <= 1.0:
+            raise ValueError(f"gamma must be in [0, 1], got {gamma}")
+        self.num_envs, self.rows_per_env, self.n_step, self.gamma = num_envs, rows, n_step, gamma
+        self.device = torch.device(device)
+        self.storage_dtype = storage_dtype
+        e, r = num_envs, rows
+        kw = {"device": self.device}
+        self.obs = torch.zeros(e, r, obs_dim, dtype=storage_dtype, **kw)
+        self.critic_obs = (
+            None if critic_obs_dim is None else torch.zeros(e, r, critic_obs_dim, dtype=storage_dtype, **kw)
+        )
+        self.action = torch.zeros(e, r, act_dim, **kw)
+        self.reward = torch.zeros(e, r, **kw)
+        self.terminated = torch.zeros(e, r, dtype=torch.bool, **kw)
+        self.done = torch.zeros(e, r, dtype=torch.bool, **kw)
+        self.is_final = torch.zeros(e, r, dtype=torch.bool, **kw)
+        self.ptr = torch.zeros(e, dtype=torch.int64, **kw)  # next row to write, per env
+        self.count = torch.zeros(e, dtype=torch.int64, **kw)  # rows written, capped at rows_per_env
+        self._envs = torch.arange(e, **kw)
+        self._discounts = gamma ** torch.arange(n_step + 1, dtype=torch.float32, **kw)
+        self._offsets = torch.arange(n_step, **kw)
+        self.generator = torch.Generator(device=self.device)
+        self.generator.manual_seed(seed)
+        self.extends = 0  # host-side count of env steps stored; no sync needed to know how much data there is
+
+    @property
+    def capacity(self) -> int:
+        return self.num_envs * self.rows_per_env
+
+    @property
+    def num_transitions(self) -> int:
+        """Transitions added so far (env steps x envs), whether or not still resident."""
+        return self.extends * self.num_envs
+
+    @torch.no_grad()
+    def extend(self, step: TensorDict) -> None:
+        """Append one vectorized step: ``obs`` (the observation acted on), ``action``, ``reward``, ``terminated``,
+        ``truncated`` and ``final_obs`` (the true next observation; used only where the episode ended)."""
+        e, p, rows = self._envs, self.ptr, self.rows_per_env
+        done = step["terminated"] | step["truncated"]
+        self.obs[e, p] = step["obs"].to(self.storage_dtype)
+        self.action[e, p] = step["action"]
+        self.reward[e, p] = step["reward"]
+        self.terminated[e, p] = step["terminated"]
+        self.done[e, p] = done
+        self.is_final[e, p] = False
+        # Final rows: written only where an episode ended; elsewhere the row keeps its contents (it may still be
+        # the oldest live transition of that stream).
+        p1 = (p + 1) % rows
+        self.obs[e, p1] = torch.where(done.unsqueeze(-1), step["final_obs"].to(self.storage_dtype), self.obs[e, p1])
+        self.is_final[e, p1] = done | self.is_final[e, p1]
+        if self.critic_obs is not None:
+            self.critic_obs[e, p] = step["critic_obs"].to(self.storage_dtype)
+            final_c = step["final_critic_obs"].to(self.storage_dtype)
+            self.critic_obs[e, p1] = torch.where(done.unsqueeze(-1), final_c, self.critic_obs[e, p1])
+        advance = 1 + done.long()
+        self.ptr = (p + advance) % rows
+        self.count = torch.clamp(self.count + advance, max=rows)
+        self.extends += 1
+
+    @torch.no_grad()
+    def sample(self, batch_size: int) -> TensorDict:
+        """Uniform transitions (env uniform, then row uniform within its stream) with n-step targets.
+
+        Returns ``obs``, ``action``, ``reward`` (the discounted n-step sum), ``next_obs`` (the observation to
+        bootstrap from), ``discount`` (gamma**k, or 0 when the window ended in a termination) and ``steps`` (k).
+        Needs at least two ``extend`` calls. Never synchronises with the host.
+        """
+        rows = self.rows_per_env
+        env = torch.randint(0, self.num_envs, (batch_size,), generator=self.generator, device=self.device)
+        ptr, count = self.ptr[env], self.count[env]
+        # Rows that may start a transition: every written row except the newest (its next obs is not known yet)
+        # and except final rows. Draw a few candidates, keep the first that is a transition row: that is exactly
+        # uniform over the stream's transition rows unless all candidates are final rows (probability about
+        # (1/episode_length)**4), in which case we take the neighbouring transition row.
+        n_candidates = (count - 1).clamp(min=1).unsqueeze(-1)
+        u = torch.rand((batch_size, _CANDIDATES), generator=self.generator, device=self.device)
+        age = (u * n_candidates).long().clamp(max=n_candidates - 1)  # 0 = the newest complete row
+        cand = (ptr.unsqueeze(-1) - 2 - age) % rows
+        ok = ~self.is_final[env.unsqueeze(-1), cand]
+        first = ok.int().argmax(dim=-1, keepdim=True)
+        row = cand.gather(-1, first).squeeze(-1)
+        row_ok = ok.gather(-1, first).squeeze(-1)
+        # Fallback: the row before a final row is the transition that ended there, unless the final row is the
+        # oldest of a full stream (then its predecessor is the newest row), in which case the row after it is used.
+        oldest = (ptr % rows) == row
+        fallback = torch.where(oldest & (count == rows), row + 1, row - 1) % rows
+        row = torch.where(row_ok, row, fallback)
+        return self.transitions(env, row)
+
+    @torch.no_grad()
+    def transitions(self, env: torch.Tensor, row: torch.Tensor) -> TensorDict:
+        """The n-step transitions starting at rows ``row`` of streams ``env`` (both [B] int64); see ``sample``."""
+        rows = self.rows_per_env
+        batch_size = env.shape[0]
+        ptr = self.ptr[env]
+        # n-step window: rows row..row+n-1, stopping after the first done and before the newest row.
+        steps_to_newest = (ptr - 1 - row) % rows  # >= 1 for a valid start
+        win = (row.unsqueeze(-1) + self._offsets) % rows  # [B, n]
+        e2 = env.unsqueeze(-1)
+        done_w = self.done[e2, win]
+        in_data = self._offsets < steps_to_newest.unsqueeze(-1)
+        # alive[k]: step k belongs to the window (no done before it, and its row is complete)
+        ended_before = torch.cumsum(done_w.long(), dim=-1) - done_w.long()
+        alive = in_data & (ended_before == 0)
+        length = alive.long().sum(-1)  # >= 1
+        reward = (self.reward[e2, win] * self._discounts[: self.n_step] * alive).sum(-1)
+        last = win.gather(-1, (length - 1).unsqueeze(-1)).squeeze(-1)
+        terminated = self.terminated[env, last]
+        discount = self._discounts[length] * (~terminated).float()
+        next_row = (row + length) % rows
+        out = {
+            "obs": self.obs[env, row].float(),
+            "action": self.action[env, row],
+            "reward": reward,
+            "next_obs": self.obs[env, next_row].float(),
+            "discount": discount,
+            "steps": length,
+        }
+        if self.critic_obs is not None:
+            out["critic_obs"] = self.critic_obs[env, row].float()
+            out["next_critic_obs"] = self.critic_obs[env, next_row].float()
+        return TensorDict(out, batch_size=[batch_size], device=self.device)

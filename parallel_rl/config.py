@@ -1,0 +1,199 @@
+"""The dataclasses a run is made of. tyro turns the field docstrings into ``--help``; every field is a flag.
+
+Nested sections are flattened on the command line (``--utd``, not ``--schedule.utd``), so field names are unique
+across sections.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+from dataclasses import dataclass, field
+from typing import Literal
+
+ALGOS = ("fasttd3", "pql")
+
+
+@dataclass(frozen=True)
+class AgentConfig:
+    """Networks and update hyperparameters (shared by FastTD3 and PQL; a few fields apply to one of them)."""
+
+    gamma: float = 0.99
+    """Discount factor; used by the n-step targets too."""
+    n_step: int = 1
+    """Steps summed into the return before bootstrapping (stops at episode ends)."""
+    tau: float = 0.1
+    """Soft target update rate of the critic target: target += tau * (critic - target)."""
+    critic_lr: float = 3e-4
+    """AdamW learning rate of the critic."""
+    actor_lr: float = 3e-4
+    """AdamW learning rate of the actor."""
+    weight_decay: float = 0.1
+    """AdamW weight decay of both networks."""
+    max_grad_norm: float = 0.0
+    """Clip gradients to this global norm; 0 disables clipping."""
+    critic_hidden: tuple[int, ...] = (256, 256)
+    """Hidden layer widths of each critic."""
+    actor_hidden: tuple[int, ...] = (256, 256)
+    """Hidden layer widths of the actor."""
+    activation: Literal["relu", "elu", "silu", "tanh"] = "relu"
+    """Hidden activation of both networks."""
+    num_critics: int = 2
+    """Critics in the ensemble; the target uses the member with the lowest mean (clipped double-Q)."""
+    num_atoms: int = 101
+    """C51 atoms; 1 selects a scalar critic trained by squared TD error."""
+    v_min: float = -10.0
+    """Lowest value of the C51 support (in units of scaled return)."""
+    v_max: float = 10.0
+    """Highest value of the C51 support."""
+    reward_scale: float = 1.0
+    """Rewards are multiplied by this before they are stored; choose it so returns fit in [v_min, v_max]."""
+    std_min: float = 0.001
+    """Smallest exploration noise std (actions in [-1, 1])."""
+    std_max: float = 0.4
+    """Largest exploration noise std. FastTD3 redraws each env's std from U[std_min, std_max] at its episode end;
+    PQL fixes env i's std to linspace(std_min, std_max)[i]."""
+    target_noise: float = 0.001
+    """Target policy smoothing noise std (0 disables it)."""
+    target_noise_clip: float = 0.5
+    """Clip of the target policy smoothing noise."""
+    normalize_obs: bool = True
+    """Normalize observations with running statistics gathered from rollouts."""
+
+
+@dataclass(frozen=True)
+class ScheduleConfig:
+    """How often each component works, as exact ratios."""
+
+    utd: float = 1.0
+    """V-learner (critic) updates per vectorized env step; fractional values allowed (0.25 = one every 4 steps)."""
+    policy_ratio: float = 0.5
+    """P-learner (actor) updates per V-learner update (0.5 = TD3's delayed policy updates)."""
+    learning_starts: int = 10
+    """Vectorized env steps collected before the learners start (at least 2)."""
+    policy_publish_interval: int = 1
+    """P-learner updates between copies of the policy to the actor and the V-learner."""
+    critic_publish_interval: int = 1
+    """V-learner updates between copies of the critic to the P-learner."""
+    mode: Literal["sequential"] = "sequential"
+    """How components are interleaved. 'sequential' is the reference order (CPU or GPU)."""
+
+
+@dataclass(frozen=True)
+class BufferConfig:
+    """Replay storage."""
+
+    buffer_size: int = 1_000_000
+    """Global capacity in transitions, split evenly into one circular stream per env."""
+    batch_size: int = 256
+    """Transitions per learner update."""
+    storage_dtype: Literal["float32", "bfloat16"] = "float32"
+    """Storage type of observations in the buffer (bfloat16 halves their memory)."""
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Train an off-policy agent on a vectorized task."""
+
+    task: str = "pendulum"
+    """Task name from the registry (see --help of tasks, or `python -m launch.train --task list`)."""
+    algo: Literal["fasttd3", "pql"] = "fasttd3"
+    """Algorithm."""
+    preset: str = "default"
+    """Named preset of (task, algo) whose values become the defaults; any flag still overrides them."""
+    seed: int = 0
+    """Seed of envs, networks, exploration and replay sampling."""
+    device: str = "auto"
+    """'auto' (CUDA if available, else CPU), 'cpu', 'cuda' or 'cuda:N'."""
+    num_envs: int = 64
+    """Parallel environments stepped together."""
+    total_env_steps: int = 20_000
+    """Training length in transitions (vectorized steps x num_envs)."""
+    run_dir: str | None = None
+    """Run directory; default runs/<task>-<algo>-seed<seed>-<time>."""
+    eval_envs: int = 64
+    """Environments for the final deterministic evaluation (one episode each)."""
+    log_every: int = 50
+    """Vectorized env steps between metric rows."""
+    progress: bool = True
+    """Show a progress bar."""
+    torch_threads: int = 0
+    """CPU threads for torch (0 keeps torch's default)."""
+    agent: AgentConfig = field(default_factory=AgentConfig)
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    buffer: BufferConfig = field(default_factory=BufferConfig)
+
+
+class ConfigError(ValueError):
+    """A configuration value that cannot work; raised before any training starts."""
+
+
+def validate(cfg: TrainConfig) -> None:
+    """Fail early, once, naming the field and what would be valid."""
+
+    def bad(name: str, msg: str) -> None:
+        raise ConfigError(f"--{name.replace('_', '-')}: {msg}")
+
+    s, b, a = cfg.schedule, cfg.buffer, cfg.agent
+    if cfg.algo not in ALGOS:
+        bad("algo", f"unknown algorithm {cfg.algo!r}; valid: {', '.join(ALGOS)}")
+    if cfg.num_envs < 1:
+        bad("num_envs", f"must be >= 1, got {cfg.num_envs}")
+    if cfg.eval_envs < 1:
+        bad("eval_envs", f"must be >= 1, got {cfg.eval_envs}")
+    if cfg.total_env_steps < cfg.num_envs:
+        bad("total_env_steps", f"must be >= num_envs ({cfg.num_envs}), got {cfg.total_env_steps}")
+    if not s.utd > 0:
+        bad("utd", f"must be > 0 (critic updates per env step, e.g. 0.25, 1, 4), got {s.utd}")
+    if not s.policy_ratio > 0:
+        bad("policy_ratio", f"must be > 0 (actor updates per critic update, e.g. 0.5 or 1), got {s.policy_ratio}")
+    if s.learning_starts < 2:
+        bad(
+            "learning_starts",
+            f"must be >= 2 env steps (a transition needs its next observation), got {s.learning_starts}",
+        )
+    if s.policy_publish_interval < 1 or s.critic_publish_interval < 1:
+        bad("policy_publish_interval", "publish intervals must be >= 1")
+    if b.batch_size < 1:
+        bad("batch_size", f"must be >= 1, got {b.batch_size}")
+    if b.buffer_size < cfg.num_envs * (a.n_step + 2):
+        bad("buffer_size", f"must hold at least n_step + 2 rows per env: >= {cfg.num_envs * (a.n_step + 2)}, "
+                           f"got {b.buffer_size}")  # fmt: skip
+    capacity = (b.buffer_size // cfg.num_envs) * cfg.num_envs
+    if b.batch_size > capacity:
+        bad("batch_size", f"{b.batch_size} is larger than the buffer can hold ({capacity} transitions for "
+                          f"buffer_size={b.buffer_size} over {cfg.num_envs} envs); use <= {capacity}")  # fmt: skip
+    if a.n_step < 1:
+        bad("n_step", f"must be >= 1, got {a.n_step}")
+    if not 0 <= a.gamma <= 1:
+        bad("gamma", f"must be in [0, 1], got {a.gamma}")
+    if not 0 < a.tau <= 1:
+        bad("tau", f"must be in (0, 1], got {a.tau}")
+    if a.num_atoms < 1:
+        bad("num_atoms", f"must be >= 1 (1 = scalar critic), got {a.num_atoms}")
+    if a.num_atoms > 1 and not a.v_min < a.v_max:
+        bad("v_min", f"must be < v_max, got v_min={a.v_min}, v_max={a.v_max}")
+    if a.num_critics < 1:
+        bad("num_critics", f"must be >= 1, got {a.num_critics}")
+    if not 0 <= a.std_min <= a.std_max:
+        bad("std_min", f"need 0 <= std_min <= std_max, got {a.std_min}, {a.std_max}")
+    if a.critic_lr <= 0 or a.actor_lr <= 0:
+        bad("critic_lr", "learning rates must be > 0")
+
+
+def replace_nested(cfg: TrainConfig, overrides: dict) -> TrainConfig:
+    """Apply ``{"num_envs": 4, "agent": {"gamma": 0.9}}``-style overrides to a frozen config."""
+    changes = {}
+    for key, value in overrides.items():
+        if not hasattr(cfg, key):
+            names = [f.name for f in dataclasses.fields(cfg)]
+            hint = difflib.get_close_matches(key, names, n=1)
+            raise ConfigError(f"unknown config field {key!r}" + (f"; did you mean {hint[0]!r}?" if hint else ""))
+        current = getattr(cfg, key)
+        changes[key] = replace_nested(current, value) if dataclasses.is_dataclass(current) else value
+    return dataclasses.replace(cfg, **changes)
+
+
+def suggest(name: str, choices: list[str] | tuple[str, ...]) -> str:
+    hint = difflib.get_close_matches(name, list(choices), n=1, cutoff=0.5)
+    return f"; did you mean {hint[0]!r}?" if hint else ""

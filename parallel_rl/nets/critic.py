@@ -1,0 +1,51 @@
+"""Twin (or wider) Q ensembles: distributional C51 or scalar, all members evaluated in one batched call."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from parallel_rl.nets.mlp import ensemble_mlp
+
+
+class EnsembleCritic(nn.Module):
+    """(obs, action) -> per-member output [members, batch, num_atoms].
+
+    With ``num_atoms > 1`` the outputs are logits over a fixed support ``linspace(v_min, v_max, num_atoms)`` (C51);
+    with ``num_atoms == 1`` they are scalar Q values.
+    """
+
+    def __init__(
+        self,
+        obs_dim: int,
+        act_dim: int,
+        hidden: Sequence[int] = (256, 256),
+        num_atoms: int = 101,
+        v_min: float = -10.0,
+        v_max: float = 10.0,
+        members: int = 2,
+        act: str = "relu",
+    ) -> None:
+        super().__init__()
+        if num_atoms < 1:
+            raise ValueError(f"num_atoms must be >= 1, got {num_atoms}")
+        if num_atoms > 1 and not v_min < v_max:
+            raise ValueError(f"need v_min < v_max for a distributional critic, got [{v_min}, {v_max}]")
+        self.num_atoms, self.members = num_atoms, members
+        self.net = ensemble_mlp(members, obs_dim + act_dim, hidden, num_atoms, act)
+        self.register_buffer("support", torch.linspace(v_min, v_max, num_atoms) if num_atoms > 1 else torch.zeros(1))
+
+    @property
+    def distributional(self) -> bool:
+        return self.num_atoms > 1
+
+    def forward(self, obs: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
+        return self.net(torch.cat([obs, action], dim=-1))
+
+    def q_values(self, out: torch.Tensor) -> torch.Tensor:
+        """Expected Q per member, [members, batch], from the raw output of ``forward``."""
+        if self.distributional:
+            return (torch.softmax(out, dim=-1) * self.support).sum(-1)
+        return out.squeeze(-1)

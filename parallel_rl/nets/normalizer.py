@@ -1,0 +1,38 @@
+"""Running observation normalizer whose whole state (mean, var, count) lives in buffers, so it is checkpointed,
+published to other components and exported together with the network that uses it."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class RunningNorm(nn.Module):
+    """Normalizes with running mean/variance merged batch-wise (Chan et al.'s parallel algorithm).
+
+    ``count`` is float64 so that it stays exact long after float32 would stop counting (2**24 samples).
+    """
+
+    def __init__(self, dim: int, clip: float = 10.0, eps: float = 1e-8) -> None:
+        super().__init__()
+        self.clip, self.eps = clip, eps
+        self.register_buffer("mean", torch.zeros(dim))
+        self.register_buffer("var", torch.ones(dim))
+        self.register_buffer("count", torch.zeros((), dtype=torch.float64))
+
+    @torch.no_grad()
+    def update(self, x: torch.Tensor) -> None:
+        x = x.reshape(-1, x.shape[-1]).float()
+        n = x.shape[0]
+        batch_mean = x.mean(0)
+        batch_var = x.var(0, unbiased=False)
+        total = self.count + n
+        w = (n / total).float()  # weight of the new batch
+        delta = batch_mean - self.mean
+        self.mean.add_(delta * w)
+        m2 = self.var * (1 - w) + batch_var * w + delta.square() * w * (1 - w)
+        self.var.copy_(m2)
+        self.count.copy_(total)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return ((x - self.mean) / torch.sqrt(self.var + self.eps)).clamp(-self.clip, self.clip)

@@ -1,0 +1,78 @@
+"""Cart-pole swing-up with a continuous force, pole starting down.
+
+Equations (the classic Barto-Sutton-Anderson cart-pole, frictionless; theta = 0 is upright):
+
+    temp      = (F + m_p * l * theta_dot**2 * sin(theta)) / (m_c + m_p)
+    theta_acc = (g * sin(theta) - cos(theta) * temp) / (l * (4/3 - m_p * cos(theta)**2 / (m_c + m_p)))
+    x_acc     = temp - m_p * l * theta_acc * cos(theta) / (m_c + m_p)
+
+with g = 9.8, m_c = 1.0, m_p = 0.1, l = 0.5 (half pole length), F = 10 * action, action in [-1, 1], integrated with
+semi-implicit Euler, 5 substeps of 0.01 s per 0.05 s control step; 200 control steps (10 s) per episode.
+
+Reward (DM Control's smooth swing-up reward, in simple closed forms), each factor in [0, 1]:
+
+    upright        = (1 + cos(theta)) / 2
+    centered       = (1 + exp(-x**2)) / 2
+    small_control  = (4 + (1 - action**2)) / 5
+    small_velocity = (1 + exp(-theta_dot**2 / 25)) / 2
+    reward         = upright * centered * small_control * small_velocity
+
+so a return of 200 is the ceiling and a pole left hanging earns about 0. Leaving the track (|x| > 3) terminates.
+Observation: (x, cos theta, sin theta, x_dot, theta_dot).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from parallel_rl.envs import TorchVecEnv
+
+GRAVITY = 9.8
+MASS_CART = 1.0
+MASS_POLE = 0.1
+HALF_LENGTH = 0.5
+FORCE_SCALE = 10.0
+SUBSTEP_DT = 0.01
+SUBSTEPS = 5
+TRACK_LIMIT = 3.0
+
+
+class CartpoleSwingup(TorchVecEnv):
+    def __init__(self, num_envs: int, device: str | torch.device = "cpu", seed: int = 0, **kwargs) -> None:
+        super().__init__(
+            num_envs, obs_dim=5, act_dim=1, action_low=-1.0, action_high=1.0,
+            max_episode_steps=200, device=device, seed=seed, **kwargs,
+        )  # fmt: skip
+
+    def _sample_initial_state(self, n: int) -> torch.Tensor:
+        noise = self.uniform(n, -0.05, 0.05, dim=4)
+        base = torch.tensor([0.0, math.pi, 0.0, 0.0], dtype=self.dtype, device=self.device)
+        return base + noise  # state = (x, theta, x_dot, theta_dot)
+
+    def _observe(self, state: torch.Tensor) -> torch.Tensor:
+        x, th, xd, thd = state.unbind(-1)
+        return torch.stack([x, torch.cos(th), torch.sin(th), xd, thd], dim=-1)
+
+    def _dynamics(self, state: torch.Tensor, action: torch.Tensor):
+        u = action[:, 0]
+        force = FORCE_SCALE * u
+        x, th, xd, thd = state.unbind(-1)
+        total_mass = MASS_CART + MASS_POLE
+        for _ in range(SUBSTEPS):
+            sin, cos = torch.sin(th), torch.cos(th)
+            temp = (force + MASS_POLE * HALF_LENGTH * thd**2 * sin) / total_mass
+            th_acc = (GRAVITY * sin - cos * temp) / (HALF_LENGTH * (4.0 / 3.0 - MASS_POLE * cos**2 / total_mass))
+            x_acc = temp - MASS_POLE * HALF_LENGTH * th_acc * cos / total_mass
+            xd = xd + SUBSTEP_DT * x_acc
+            thd = thd + SUBSTEP_DT * th_acc
+            x = x + SUBSTEP_DT * xd
+            th = th + SUBSTEP_DT * thd
+        upright = (1 + torch.cos(th)) / 2
+        centered = (1 + torch.exp(-(x**2))) / 2
+        small_control = (4 + (1 - u**2)) / 5
+        small_velocity = (1 + torch.exp(-(thd**2) / 25)) / 2
+        reward = upright * centered * small_control * small_velocity
+        terminated = x.abs() > TRACK_LIMIT
+        return torch.stack([x, th, xd, thd], dim=-1), reward, terminated
