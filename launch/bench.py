@@ -90,29 +90,56 @@ def _sync_fn(device: torch.device) -> Callable[[], None]:
     return lambda: None
 
 
+def _busy_cpu_seconds() -> float | None:
+    """CPU seconds all processes have spent busy since boot (Linux /proc/stat), or None where unavailable."""
+    try:
+        fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()
+        user, nice, system, _idle, _iowait, irq, softirq, steal = (int(x) for x in fields[1:9])
+        return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError):
+        return None
+
+
+@dataclass(frozen=True)
+class Timing:
+    iters: int
+    seconds: float
+    other_load: float | None
+    """Cores kept busy by other processes meanwhile: on a shared machine they slow torch's threads, often badly."""
+
+
 def time_loop(
     fn: Callable[[], Any], sync: Callable[[], None], warmup: int, target_s: float, min_iters: int, max_iters: int
-) -> tuple[int, float]:
+) -> Timing:
     """Run ``fn`` ``warmup`` times untimed, then in growing chunks until ``target_s`` or ``max_iters`` is reached.
 
-    Chunks (synchronized at their ends) keep clock reads and syncs out of the inner loop while adapting the count
-    to the speed of ``fn``. Returns (timed iterations, seconds).
+    Chunks (synchronized at their ends) keep syncs out of the inner loop while adapting the count to the speed of
+    ``fn``. A chunk also stops at a deadline of 3 x ``target_s`` (once ``min_iters`` ran), so that a slowdown in
+    mid-chunk (another process taking the cores) cannot stretch a setting far past its budget. Returns (timed
+    iterations, seconds and other processes' load).
     """
     for _ in range(warmup):
         fn()
     sync()
     iters, chunk, elapsed = 0, 1, 0.0
+    busy0, own0 = _busy_cpu_seconds(), time.process_time()
     start = time.perf_counter()
+    deadline = start + 3 * target_s
     while True:
-        n = max(1, min(chunk, max_iters - iters))
-        for _ in range(n):
+        for _ in range(max(1, min(chunk, max_iters - iters))):
             fn()
+            iters += 1
+            if iters >= min_iters and time.perf_counter() > deadline:
+                break
         sync()
-        iters += n
         elapsed = time.perf_counter() - start
         if iters >= max_iters or (iters >= min_iters and elapsed >= target_s):
-            return iters, elapsed
-        remaining = math.ceil(iters / max(elapsed, 1e-9) * (target_s - elapsed)) if elapsed < target_s else 1
+            busy1, own = _busy_cpu_seconds(), time.process_time() - own0
+            # /proc/stat counts in clock ticks (10 ms): too coarse for a window much shorter than a quarter second.
+            measurable = busy0 is not None and busy1 is not None and elapsed >= 0.25
+            other = max(0.0, (busy1 - busy0 - own) / elapsed) if measurable else None
+            return Timing(iters, elapsed, other)
+        remaining = math.ceil(iters / max(elapsed, 1e-9) * (target_s - elapsed))
         chunk = max(1, min(2 * chunk, remaining))
 
 
@@ -132,17 +159,18 @@ def bench_env(task: str, num_envs: int, device: torch.device, cfg: BenchConfig) 
         env.step(pool[i % pool.shape[0]])
         i += 1
 
-    steps, seconds = time_loop(step, _sync_fn(device), warmup=5, target_s=cfg.seconds, min_iters=1,
+    t = time_loop(step, _sync_fn(device), warmup=5, target_s=cfg.seconds, min_iters=1,
                                max_iters=cfg.max_env_steps)  # fmt: skip
     return {
         "task": task,
         "num_envs": num_envs,
         "obs_dim": env.spec.obs_dim,
         "act_dim": env.spec.act_dim,
-        "timed_vec_steps": steps,
-        "seconds": seconds,
-        "vec_steps_per_s": steps / seconds,
-        "env_steps_per_s": steps * num_envs / seconds,
+        "timed_vec_steps": t.iters,
+        "seconds": t.seconds,
+        "vec_steps_per_s": t.iters / t.seconds,
+        "env_steps_per_s": t.iters * num_envs / t.seconds,
+        "other_load": t.other_load,
     }
 
 
@@ -223,10 +251,11 @@ def bench_net(setting: NetSetting, buffer, device: torch.device, cfg: BenchConfi
         "warmup_updates": warmup,
     }
     for kind, fn in (("critic", critic_update), ("actor", actor_update)):
-        n, seconds = time_loop(fn, sync, warmup, cfg.seconds, min_iters, max_iters)
-        row[f"{kind}_timed_updates"] = n
-        row[f"{kind}_seconds"] = seconds
-        row[f"{kind}_updates_per_s"] = n / seconds
+        t = time_loop(fn, sync, warmup, cfg.seconds, min_iters, max_iters)
+        row[f"{kind}_timed_updates"] = t.iters
+        row[f"{kind}_seconds"] = t.seconds
+        row[f"{kind}_updates_per_s"] = t.iters / t.seconds
+        row[f"{kind}_other_load"] = t.other_load
     return row
 
 
@@ -276,22 +305,33 @@ def _rate(x: float) -> str:
     return f"{x:,.0f}" if x >= 100 else f"{x:.3g}"
 
 
+def _load(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:.2f}"
+
+
 def tables(results: dict[str, Any]) -> str:
-    """The results as two Markdown tables; they read fine on a terminal too."""
-    lines = ["| task | num_envs | env steps/s | vec steps/s | timed steps | seconds |", "|---|--:|--:|--:|--:|--:|"]
+    """The results as two Markdown tables; they read fine on a terminal too. 'other load' = cores busy with other
+    processes while the row was timed; rows with a high value understate this machine."""
+    lines = [
+        "| task | num_envs | env steps/s | vec steps/s | timed steps | seconds | other load |",
+        "|---|--:|--:|--:|--:|--:|--:|",
+    ]
     for r in results["env"]:
         lines.append(f"| {r['task']} | {r['num_envs']} | {_rate(r['env_steps_per_s'])} | "
-                     f"{_rate(r['vec_steps_per_s'])} | {r['timed_vec_steps']} | {r['seconds']:.2f} |")  # fmt: skip
+                     f"{_rate(r['vec_steps_per_s'])} | {r['timed_vec_steps']} | {r['seconds']:.2f} | "
+                     f"{_load(r['other_load'])} |")  # fmt: skip
     lines += [
         "",
-        "| network | critic hidden | actor hidden | atoms | batch | critic upd/s | actor upd/s | timed (c/a) |",
-        "|---|---|---|--:|--:|--:|--:|--:|",
+        "| network | critic hidden | actor hidden | atoms | batch | critic upd/s | actor upd/s | timed (c/a) "
+        "| other load (c/a) |",
+        "|---|---|---|--:|--:|--:|--:|--:|--:|",
     ]
     for r in results["updates"]:
         lines.append(
             f"| {r['network']} | {tuple(r['critic_hidden'])} | {tuple(r['actor_hidden'])} | {r['num_atoms']} | "
             f"{r['batch_size']} | {_rate(r['critic_updates_per_s'])} | {_rate(r['actor_updates_per_s'])} | "
-            f"{r['critic_timed_updates']}/{r['actor_timed_updates']} |"
+            f"{r['critic_timed_updates']}/{r['actor_timed_updates']} | "
+            f"{_load(r['critic_other_load'])}/{_load(r['actor_other_load'])} |"
         )
     return "\n".join(lines)
 
@@ -314,8 +354,9 @@ def markdown(results: dict[str, Any]) -> str:
         "ReplayBuffer (n_step 1), computes the FastTD3 loss, steps AdamW, and for the critic soft-updates its target. "
         "2 critics in the ensemble.",
         "",
-        f"Load average (1, 5, 15 min) before / after: {m['load_avg_start']} / {results['load_avg_end']}; other "
-        "processes running on the machine during the benchmark lower the numbers.",
+        f"Load average (1, 5, 15 min) before / after: {m['load_avg_start']} / {results['load_avg_end']}. "
+        "'other load' is the number of cores other processes kept busy while a row was timed (from /proc/stat); "
+        "torch's threads slow down sharply when they share cores, so rows with a high value understate the machine.",
         "",
     ]
     return "\n".join(head) + tables(results) + "\n"

@@ -7,17 +7,19 @@ Equations (the classic Barto-Sutton-Anderson cart-pole, frictionless; theta = 0 
     x_acc     = temp - m_p * l * theta_acc * cos(theta) / (m_c + m_p)
 
 with g = 9.8, m_c = 1.0, m_p = 0.1, l = 0.5 (half pole length), F = 10 * action, action in [-1, 1], integrated with
-semi-implicit Euler, 5 substeps of 0.01 s per 0.05 s control step; 200 control steps (10 s) per episode.
+semi-implicit Euler, 10 substeps of 0.01 s per 0.1 s control step (an action repeat, as DM Control agents
+use on this task); 200 control steps (20 s) per episode.
 
-Reward (DM Control's smooth swing-up reward, in simple closed forms), each factor in [0, 1]:
+Reward (shaped like DM Control's smooth swing-up reward), each factor in [0, 1]:
 
-    upright        = (1 + cos(theta)) / 2
+    upright        = 1 - |wrap(theta)| / pi        (linear in the angle, so swinging up pays from the bottom)
     centered       = (1 + exp(-x**2)) / 2
     small_control  = (4 + (1 - action**2)) / 5
     small_velocity = (1 + exp(-theta_dot**2 / 25)) / 2
     reward         = upright * centered * small_control * small_velocity
 
-so a return of 200 is the ceiling and a pole left hanging earns about 0. Leaving the track (|x| > 3) terminates.
+so a return of 200 is the ceiling and a pole left hanging earns about 0. The track ends at |x| = 3 in inelastic
+walls (the cart stops there); an unstable simulation (non-finite state) would terminate the episode.
 Observation: (x, cos theta, sin theta, x_dot, theta_dot).
 """
 
@@ -27,7 +29,7 @@ import math
 
 import torch
 
-from parallel_rl.envs import TorchVecEnv
+from parallel_rl.envs import TorchVecEnv, angle_normalize
 
 GRAVITY = 9.8
 MASS_CART = 1.0
@@ -35,7 +37,7 @@ MASS_POLE = 0.1
 HALF_LENGTH = 0.5
 FORCE_SCALE = 10.0
 SUBSTEP_DT = 0.01
-SUBSTEPS = 5
+SUBSTEPS = 10
 TRACK_LIMIT = 3.0
 
 
@@ -69,10 +71,13 @@ class CartpoleSwingup(TorchVecEnv):
             thd = thd + SUBSTEP_DT * th_acc
             x = x + SUBSTEP_DT * xd
             th = th + SUBSTEP_DT * thd
-        upright = (1 + torch.cos(th)) / 2
+            at_wall = x.abs() > TRACK_LIMIT
+            x = x.clamp(-TRACK_LIMIT, TRACK_LIMIT)
+            xd = torch.where(at_wall, torch.zeros_like(xd), xd)
+        upright = 1 - angle_normalize(th).abs() / math.pi
         centered = (1 + torch.exp(-(x**2))) / 2
         small_control = (4 + (1 - u**2)) / 5
         small_velocity = (1 + torch.exp(-(thd**2) / 25)) / 2
         reward = upright * centered * small_control * small_velocity
-        terminated = x.abs() > TRACK_LIMIT
+        terminated = ~torch.isfinite(th)
         return torch.stack([x, th, xd, thd], dim=-1), reward, terminated

@@ -128,9 +128,14 @@ def test_bf16_storage_halves_obs_memory_and_returns_float32():
         for i in range(3):
             buf.extend(
                 TensorDict(
-                    {"obs": torch.full((2, 5), 1.0 + i / 3), "action": torch.zeros(2, 1), "reward": torch.ones(2),
-                     "terminated": torch.zeros(2, dtype=torch.bool), "truncated": torch.zeros(2, dtype=torch.bool),
-                     "final_obs": torch.zeros(2, 5)},  # fmt: skip
+                    {
+                        "obs": torch.full((2, 5), 1.0 + i / 3),
+                        "action": torch.zeros(2, 1),
+                        "reward": torch.ones(2),
+                        "terminated": torch.zeros(2, dtype=torch.bool),
+                        "truncated": torch.zeros(2, dtype=torch.bool),
+                        "final_obs": torch.zeros(2, 5),
+                    },  # fmt: skip
                     batch_size=[2],
                 )
             )

@@ -1,0 +1,23 @@
+from __future__ import annotations
+
+import pytest
+import torch
+
+from parallel_rl.config import AgentConfig, BufferConfig, ScheduleConfig, TrainConfig
+
+
+@pytest.fixture(autouse=True)
+def _two_threads():
+    torch.set_num_threads(2)
+
+
+def tiny_config(**overrides) -> TrainConfig:
+    """A fast config: tiny networks, few envs, no progress bar."""
+    agent = AgentConfig(critic_hidden=(16, 16), actor_hidden=(16, 16), num_atoms=11, v_min=-50, v_max=1,
+                        reward_scale=0.1)  # fmt: skip
+    base = TrainConfig(task="pendulum", num_envs=4, total_env_steps=400, eval_envs=4, progress=False, device="cpu",
+                       agent=agent, schedule=ScheduleConfig(learning_starts=2), buffer=BufferConfig(buffer_size=4000,
+                       batch_size=16))  # fmt: skip
+    from parallel_rl.config import replace_nested
+
+    return replace_nested(base, overrides)
