@@ -61,8 +61,8 @@ def test_validate_names_the_field():
 
 def test_cli_trains_and_writes_run_dir(tmp_path):
     run_dir = tmp_path / "run"
-    summary = train_cli.main(["--total-env-steps", "640", "--num-envs", "16", "--no-progress", "--eval-envs", "8",
-                              "--critic-hidden", "16", "16", "--actor-hidden", "16", "--run-dir", str(run_dir)])  # fmt: skip
+    args = ["--total-env-steps", "640", "--num-envs", "16", "--no-progress", "--eval-envs", "8"]
+    summary = train_cli.main([*args, "--critic-hidden", "16", "16", "--actor-hidden", "16", "--run-dir", str(run_dir)])
     on_disk = json.loads((run_dir / "summary.json").read_text())
     for key in ["final_eval_return", "env_steps", "critic_updates", "policy_updates", "wall_seconds", "checkpoint"]:
         assert key in on_disk

@@ -70,7 +70,7 @@ def test_protocol_shapes_truncation_and_final_obs(name):
     first = env.reset(seed=0)
     assert first["obs"].shape == (16, spec.obs_dim) and first["obs"].dtype == torch.float32
     low, high = spec.action_bounds()
-    for t in range(spec.max_episode_steps):
+    for _ in range(spec.max_episode_steps):
         action = low + (high - low) * torch.rand(16, spec.act_dim)
         out = env.step(action)
         assert out["reward"].shape == (16,) and out["reward"].dtype == torch.float32

@@ -1,0 +1,109 @@
+"""Runtime pieces: published copies are separate and refreshed only on publish; exploration schedules."""
+
+from __future__ import annotations
+
+import torch
+
+from parallel_rl.algos import fasttd3, pql
+from parallel_rl.config import AgentConfig
+from parallel_rl.nets import Actor, RunningNorm
+from parallel_rl.runtime import Published
+
+
+def test_published_copy_changes_only_on_publish():
+    torch.manual_seed(0)
+    actor = Actor(3, 1, (8,))
+    published = Published(actor)
+    before = [p.clone() for p in published.copy.parameters()]
+    with torch.no_grad():
+        for p in actor.parameters():
+            p.add_(1.0)
+    assert all(torch.equal(a, b) for a, b in zip(published.copy.parameters(), before))  # reader unaffected
+    published.publish()
+    assert all(torch.equal(a, b) for a, b in zip(published.copy.parameters(), actor.parameters()))
+    assert all(a.data_ptr() != b.data_ptr() for a, b in zip(published.copy.parameters(), actor.parameters()))
+    assert not any(p.requires_grad for p in published.copy.parameters())
+
+
+def test_published_normalizer_includes_statistics():
+    norm = RunningNorm(2)
+    published = Published(norm)
+    norm.update(torch.tensor([[1.0, 2.0], [3.0, 6.0]]))
+    published.publish()
+    assert torch.equal(published.copy.mean, norm.mean) and published.copy.count.item() == 2
+
+
+def test_fasttd3_redraws_std_only_at_episode_end():
+    hp = AgentConfig(std_min=0.1, std_max=0.3)
+    g = torch.Generator().manual_seed(0)
+    std = fasttd3.initial_noise_std(hp, 1000, torch.device("cpu"), g)
+    assert std.min() >= 0.1 and std.max() <= 0.3 and std.std() > 0.05  # spread over [min, max]
+    done = torch.zeros(1000, dtype=torch.bool)
+    done[:10] = True
+    new = fasttd3.noise_std_after_step(hp, std, done, g)
+    assert torch.equal(new[10:], std[10:])
+    assert not torch.equal(new[:10], std[:10])
+    assert new.min() >= 0.1 and new.max() <= 0.3
+
+
+def test_pql_mixed_exploration_is_fixed_linspace():
+    hp = AgentConfig(std_min=0.05, std_max=0.8)
+    g = torch.Generator().manual_seed(0)
+    std = pql.initial_noise_std(hp, 4, torch.device("cpu"), g)
+    assert torch.allclose(std, torch.tensor([0.05, 0.30, 0.55, 0.80]))
+    assert torch.equal(pql.noise_std_after_step(hp, std, torch.ones(4, dtype=torch.bool), g), std)
+
+
+def test_actor_losses_reduce_over_critics_as_documented():
+    """FastTD3 maximizes the mean over critics, PQL the minimum."""
+    torch.manual_seed(0)
+
+    class TwoQ(torch.nn.Module):
+        def forward(self, obs, action):
+            return torch.stack([action, action * 0 + 5.0])  # member 0: Q = a, member 1: Q = 5
+
+        def q_values(self, out):
+            return out.squeeze(-1)
+
+    actor = Actor(2, 1, (8,))
+    batch = {"obs": torch.randn(16, 2)}
+    a = actor(batch["obs"]).detach()
+    loss_td3, _ = fasttd3.actor_loss(actor, TwoQ(), batch, AgentConfig())
+    loss_pql, _ = pql.actor_loss(actor, TwoQ(), batch, AgentConfig())
+    assert torch.allclose(loss_td3, -((a + 5) / 2).mean())
+    assert torch.allclose(loss_pql, -torch.minimum(a, torch.full_like(a, 5.0)).mean())
+
+
+class PendulumWithPrivilegedCritic:
+    """Pendulum whose critic additionally sees the raw state (an asymmetric actor-critic env)."""
+
+    def __init__(self, num_envs, device, seed):
+        import dataclasses
+
+        from tasks.pendulum import Pendulum
+
+        self.inner = Pendulum(num_envs, device, seed)
+        self.spec = dataclasses.replace(self.inner.spec, critic_obs_dim=5)
+
+    def _with_critic(self, td, key="obs", state=None):
+        td["critic_obs"] = torch.cat([td["obs"], self.inner.state.float()], -1)
+        return td
+
+    def reset(self, seed=None):
+        return self._with_critic(self.inner.reset(seed))
+
+    def step(self, action):
+        out = self._with_critic(self.inner.step(action))
+        out["final_critic_obs"] = torch.cat([out["final_obs"], torch.zeros(out.shape[0], 2)], -1)
+        return out
+
+
+def test_trainer_with_asymmetric_critic_observations(tmp_path):
+    from parallel_rl.runtime import Trainer
+    from tests.conftest import tiny_config
+
+    trainer = Trainer(tiny_config(total_env_steps=4 * 30), PendulumWithPrivilegedCritic)
+    summary = trainer.run(tmp_path)
+    assert trainer.critic.net[0].weight.shape[1] == 5 + 1  # critic input: critic_obs + action
+    assert trainer.buffer.critic_obs is not None and trainer.critic_normalizer.count.item() == 4 * 30
+    assert summary["critic_updates"] > 0
