@@ -102,6 +102,8 @@ def _busy_cpu_seconds() -> float | None:
 
 @dataclass(frozen=True)
 class Timing:
+    """One timed setting: iterations, wall seconds, and how busy the rest of the machine was meanwhile."""
+
     iters: int
     seconds: float
     other_load: float | None
@@ -359,7 +361,7 @@ def markdown(results: dict[str, Any]) -> str:
         "torch's threads slow down sharply when they share cores, so rows with a high value understate the machine.",
         "",
     ]
-    return "\n".join(head) + tables(results) + "\n"
+    return "\n".join(head) + "\n" + tables(results) + "\n"
 
 
 def run(cfg: BenchConfig, command: str) -> dict[str, Any]:

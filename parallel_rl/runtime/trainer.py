@@ -156,6 +156,7 @@ class Trainer:
         bar = _progress(self.total_iterations * cfg.num_envs, cfg.progress)
         start = last_time = time.perf_counter()
         last_steps = last_updates = 0
+        last_return = float("nan")  # episodes end in bursts; show the latest mean rather than flicker to nan
         try:
             for it in range(1, self.total_iterations + 1):
                 self.iteration()
@@ -168,11 +169,12 @@ class Trainer:
                     row["updates_per_s"] = (updates - last_updates) / max(now - last_time, 1e-9)
                     row["wall_seconds"] = now - start
                     logger.log(it * cfg.num_envs, row)
+                    last_return = row.get("episode_return", last_return)
                     if bar is not None:
                         bar.update((it - last_steps) * cfg.num_envs)
                         bar.set_postfix(
                             steps_s=f"{row['env_steps_per_s']:.0f}", upd_s=f"{row['updates_per_s']:.0f}",
-                            ret=f"{row.get('episode_return', float('nan')):.1f}",
+                            ret=f"{last_return:.1f}",
                         )  # fmt: skip
                     last_time, last_steps, last_updates = now, it, updates
         finally:
