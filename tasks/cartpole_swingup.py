@@ -49,9 +49,9 @@ class CartpoleSwingup(TorchVecEnv):
         )  # fmt: skip
 
     def _sample_initial_state(self, n: int) -> torch.Tensor:
-        noise = self.uniform(n, -0.05, 0.05, dim=4)
-        base = torch.tensor([0.0, math.pi, 0.0, 0.0], dtype=self.dtype, device=self.device)
-        return base + noise  # state = (x, theta, x_dot, theta_dot)
+        state = self.uniform(n, -0.05, 0.05, dim=4)  # state = (x, theta, x_dot, theta_dot)
+        state[:, 1] += math.pi  # pole hanging down
+        return state
 
     def _observe(self, state: torch.Tensor) -> torch.Tensor:
         x, th, xd, thd = state.unbind(-1)

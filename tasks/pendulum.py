@@ -29,9 +29,7 @@ class Pendulum(TorchVecEnv):
         )  # fmt: skip
 
     def _sample_initial_state(self, n: int) -> torch.Tensor:
-        high = torch.tensor([math.pi, 1.0], dtype=self.dtype, device=self.device)
-        u = torch.rand((n, 2), generator=self.generator, device=self.device, dtype=self.dtype)
-        return -high + 2 * high * u
+        return torch.stack([self.uniform(n, -math.pi, math.pi), self.uniform(n, -1.0, 1.0)], dim=-1)
 
     def _observe(self, state: torch.Tensor) -> torch.Tensor:
         th, thdot = state[:, 0], state[:, 1]

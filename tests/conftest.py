@@ -21,3 +21,13 @@ def tiny_config(**overrides) -> TrainConfig:
     from parallel_rl.config import replace_nested
 
     return replace_nested(base, overrides)
+
+
+def pytest_collection_modifyitems(config, items):
+    """GPU-only tests skip cleanly on machines without CUDA."""
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA device")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)
