@@ -85,7 +85,7 @@ class PendulumWithPrivilegedCritic:
         self.inner = Pendulum(num_envs, device, seed)
         self.spec = dataclasses.replace(self.inner.spec, critic_obs_dim=5)
 
-    def _with_critic(self, td, key="obs", state=None):
+    def _with_critic(self, td):
         td["critic_obs"] = torch.cat([td["obs"], self.inner.state.float()], -1)
         return td
 
