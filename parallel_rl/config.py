@@ -115,6 +115,11 @@ class TrainConfig:
     """Environments for the final deterministic evaluation (one episode each)."""
     log_every: int = 50
     """Vectorized env steps between metric rows."""
+    eval_every: int = 0
+    """Transitions (env steps x num_envs) between deterministic evaluations logged as ``eval_return`` in
+    metrics.csv (0: only the final evaluation). Benchmarks and scaling sweeps read these rows."""
+    max_wall_seconds: float = 0.0
+    """Stop training after this many seconds of wall-clock (0: no limit); the run still evaluates and saves."""
     progress: bool = True
     """Show a progress bar."""
     torch_threads: int = 0
@@ -141,6 +146,10 @@ def validate(cfg: TrainConfig) -> None:
         bad("num_envs", f"must be >= 1, got {cfg.num_envs}")
     if cfg.eval_envs < 1:
         bad("eval_envs", f"must be >= 1, got {cfg.eval_envs}")
+    if cfg.eval_every < 0:
+        bad("eval_every", f"must be >= 0 (0 disables periodic evaluation), got {cfg.eval_every}")
+    if cfg.max_wall_seconds < 0:
+        bad("max_wall_seconds", f"must be >= 0 (0 = no limit), got {cfg.max_wall_seconds}")
     if cfg.total_env_steps < cfg.num_envs:
         bad("total_env_steps", f"must be >= num_envs ({cfg.num_envs}), got {cfg.total_env_steps}")
     if not s.utd > 0:

@@ -93,6 +93,7 @@ class Trainer:
         self.normalizer_channels = self.norm_to_learners + cnorm
         self.scheduler = RatioScheduler(cfg.schedule.utd, cfg.schedule.policy_ratio, cfg.schedule.learning_starts)
         self.total_iterations = math.ceil(cfg.total_env_steps / cfg.num_envs)
+        self._eval_env: VecEnv | None = None
 
     # ---- the schedule -----------------------------------------------------------------------------------------
     def iteration(self) -> None:
@@ -119,8 +120,11 @@ class Trainer:
 
     @torch.no_grad()
     def evaluate(self) -> dict[str, float]:
-        return evaluate_policy(self.deployed_policy(), self.make_env(self.cfg.eval_envs, self.device,
-                                                                     self.cfg.seed + EVAL_SEED_OFFSET))  # fmt: skip
+        """Deterministic evaluation on a separate env (built once, reseeded each time so evaluations compare)."""
+        seed = self.cfg.seed + EVAL_SEED_OFFSET
+        if self._eval_env is None:
+            self._eval_env = self.make_env(self.cfg.eval_envs, self.device, seed)
+        return evaluate_policy(self.deployed_policy(), self._eval_env, seed=seed)
 
     def checkpoint_payload(self) -> dict[str, Any]:
         spec, hp = self.env.spec, self.cfg.agent
@@ -156,18 +160,31 @@ class Trainer:
         bar = _progress(self.total_iterations * cfg.num_envs, cfg.progress)
         start = last_time = time.perf_counter()
         last_steps = last_updates = 0
+        eval_seconds = 0.0  # excluded from wall_seconds, which is training time
+        eval_period = max(1, cfg.eval_every // cfg.num_envs) if cfg.eval_every > 0 else 0
         last_return = float("nan")  # episodes end in bursts; show the latest mean rather than flicker to nan
+        stopped_early = False
         try:
             for it in range(1, self.total_iterations + 1):
                 self.iteration()
-                if it % cfg.log_every == 0 or it == self.total_iterations:
+                out_of_time = cfg.max_wall_seconds > 0 and time.perf_counter() - start - eval_seconds >= (
+                    cfg.max_wall_seconds
+                )
+                last = it == self.total_iterations or out_of_time
+                evaluate_now = eval_period > 0 and (it % eval_period == 0 or last)
+                if it % cfg.log_every == 0 or last or evaluate_now:
                     now = time.perf_counter()
                     sched = self.scheduler
                     updates = sched.critic_updates + sched.policy_updates
                     row = self.metrics()
                     row["env_steps_per_s"] = (it - last_steps) * cfg.num_envs / max(now - last_time, 1e-9)
                     row["updates_per_s"] = (updates - last_updates) / max(now - last_time, 1e-9)
-                    row["wall_seconds"] = now - start
+                    row["wall_seconds"] = now - start - eval_seconds
+                    if evaluate_now:
+                        stats = self.evaluate()
+                        row["eval_return"], row["eval_return_std"] = stats["return_mean"], stats["return_std"]
+                        row["eval_episode_length"] = stats["length_mean"]
+                        eval_seconds += time.perf_counter() - now
                     logger.log(it * cfg.num_envs, row)
                     last_return = row.get("episode_return", last_return)
                     if bar is not None:
@@ -176,12 +193,15 @@ class Trainer:
                             steps_s=f"{row['env_steps_per_s']:.0f}", upd_s=f"{row['updates_per_s']:.0f}",
                             ret=f"{last_return:.1f}",
                         )  # fmt: skip
-                    last_time, last_steps, last_updates = now, it, updates
+                    last_time, last_steps, last_updates = time.perf_counter(), it, updates
+                if out_of_time:
+                    stopped_early = it < self.total_iterations
+                    break
         finally:
             if bar is not None:
                 bar.close()
             logger.close()
-        train_seconds = time.perf_counter() - start
+        train_seconds = time.perf_counter() - start - eval_seconds
         eval_stats = self.evaluate()
         ckpt = save_checkpoint(run_dir / "checkpoints" / "final.pt", self.checkpoint_payload())
         sched = self.scheduler
@@ -200,6 +220,7 @@ class Trainer:
             "policy_updates": sched.policy_updates,
             **sched.realised(cfg.num_envs, cfg.buffer.batch_size),
             "train_seconds": train_seconds,
+            "stopped_by_time_limit": stopped_early,
             "wall_seconds": time.perf_counter() - start,
             "checkpoint": str(ckpt),
             "run_dir": str(run_dir),
@@ -209,10 +230,10 @@ class Trainer:
 
 
 @torch.no_grad()
-def evaluate_policy(policy: torch.nn.Module, env: VecEnv) -> dict[str, float]:
+def evaluate_policy(policy: torch.nn.Module, env: VecEnv, seed: int | None = None) -> dict[str, float]:
     """Deterministic return of the first episode of every env (one host sync at the end)."""
     spec = env.spec
-    obs = env.reset()["obs"]
+    obs = env.reset(seed=seed)["obs"]
     total = torch.zeros(spec.num_envs, device=spec.device)
     length = torch.zeros(spec.num_envs, device=spec.device)
     running = torch.ones(spec.num_envs, dtype=torch.bool, device=spec.device)
