@@ -100,27 +100,52 @@ class ReplayBuffer:
             final_c = step["final_critic_obs"].to(self.storage_dtype)
             self.critic_obs[e, p1] = torch.where(done.unsqueeze(-1), final_c, self.critic_obs[e, p1])
         advance = 1 + done.long()
-        self.ptr = (p + advance) % rows
-        self.count = torch.clamp(self.count + advance, max=rows)
+        # In place: published views (``view_source``) alias these tensors.
+        self.ptr.copy_((p + advance) % rows)
+        self.count.copy_(torch.clamp(self.count + advance, max=rows))
         self.extends += 1
 
+    def view_source(self) -> TensorDict:
+        """The write position of every stream (aliases, updated in place by ``extend``). A concurrent runtime
+        publishes copies of it as *views*: a learner sampling from a view sees only rows written before it."""
+        return TensorDict({"ptr": self.ptr, "count": self.count}, batch_size=[self.num_envs])
+
+    def max_reserve(self) -> int:
+        """The largest ``reserve`` a view can have and still leave ``n_step + 2`` rows per stream to sample."""
+        return self.rows_per_env - self.n_step - 2
+
     @torch.no_grad()
-    def sample(self, batch_size: int) -> TensorDict:
+    def sample(
+        self,
+        batch_size: int,
+        generator: torch.Generator | None = None,
+        view: TensorDict | None = None,
+        reserve: int = 0,
+    ) -> TensorDict:
         """Uniform transitions (env uniform, then row uniform within its stream) with n-step targets.
 
         Returns ``obs``, ``action``, ``reward`` (the discounted n-step sum), ``next_obs`` (the observation to
         bootstrap from), ``discount`` (gamma**k, or 0 when the window ended in a termination) and ``steps`` (k).
         Needs at least two ``extend`` calls. Never synchronises with the host.
+
+        ``generator`` defaults to the buffer's own; each concurrent learner passes its own so that the draws do not
+        depend on how the learners interleave. ``view`` (a copy of ``view_source()``) samples the buffer as it was
+        when the view was taken; ``reserve`` excludes the oldest rows of each stream, which an actor running ahead
+        of the view may overwrite meanwhile (two rows per env step it can take).
         """
         rows = self.rows_per_env
-        env = torch.randint(0, self.num_envs, (batch_size,), generator=self.generator, device=self.device)
-        ptr, count = self.ptr[env], self.count[env]
+        gen = self.generator if generator is None else generator
+        src = self.view_source() if view is None else view
+        env = torch.randint(0, self.num_envs, (batch_size,), generator=gen, device=self.device)
+        ptr, count = src["ptr"][env], src["count"][env]
+        if reserve > 0:
+            count = count.clamp(max=rows - reserve)
         # Rows that may start a transition: every written row except the newest (its next obs is not known yet)
         # and except final rows. Draw a few candidates, keep the first that is a transition row: that is exactly
         # uniform over the stream's transition rows unless all candidates are final rows (probability about
         # (1/episode_length)**4), in which case we take the neighbouring transition row.
         n_candidates = (count - 1).clamp(min=1).unsqueeze(-1)
-        u = torch.rand((batch_size, _CANDIDATES), generator=self.generator, device=self.device)
+        u = torch.rand((batch_size, _CANDIDATES), generator=gen, device=self.device)
         age = (u * n_candidates).long().clamp(max=n_candidates - 1)  # 0 = the newest complete row
         cand = (ptr.unsqueeze(-1) - 2 - age) % rows
         ok = ~self.is_final[env.unsqueeze(-1), cand]
@@ -128,18 +153,21 @@ class ReplayBuffer:
         row = cand.gather(-1, first).squeeze(-1)
         row_ok = ok.gather(-1, first).squeeze(-1)
         # Fallback: the row before a final row is the transition that ended there, unless the final row is the
-        # oldest of a full stream (then its predecessor is the newest row), in which case the row after it is used.
-        oldest = (ptr % rows) == row
-        fallback = torch.where(oldest & (count == rows), row + 1, row - 1) % rows
+        # oldest sampleable row (its predecessor is then not data: the newest row of a full stream, or a reserved
+        # row), in which case the row after it is used. The oldest row of a stream that never wrapped is a first
+        # observation, never a final row.
+        oldest = ((ptr - count) % rows) == row
+        fallback = torch.where(oldest, row + 1, row - 1) % rows
         row = torch.where(row_ok, row, fallback)
-        return self.transitions(env, row)
+        return self.transitions(env, row, ptr=ptr)
 
     @torch.no_grad()
-    def transitions(self, env: torch.Tensor, row: torch.Tensor) -> TensorDict:
-        """The n-step transitions starting at rows ``row`` of streams ``env`` (both [B] int64); see ``sample``."""
+    def transitions(self, env: torch.Tensor, row: torch.Tensor, ptr: torch.Tensor | None = None) -> TensorDict:
+        """The n-step transitions starting at rows ``row`` of streams ``env`` (both [B] int64); see ``sample``.
+        ``ptr`` is the streams' write position the window must stop before (default: the live one)."""
         rows = self.rows_per_env
         batch_size = env.shape[0]
-        ptr = self.ptr[env]
+        ptr = self.ptr[env] if ptr is None else ptr
         # n-step window: rows row..row+n-1, stopping after the first done and before the newest row.
         steps_to_newest = (ptr - 1 - row) % rows  # >= 1 for a valid start
         win = (row.unsqueeze(-1) + self._offsets) % rows  # [B, n]
