@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -75,8 +76,19 @@ class ScheduleConfig:
     """P-learner updates between copies of the policy to the actor and the V-learner."""
     critic_publish_interval: int = 1
     """V-learner updates between copies of the critic to the P-learner."""
-    mode: Literal["sequential"] = "sequential"
-    """How components are interleaved. 'sequential' is the reference order (CPU or GPU)."""
+    mode: Literal["sequential", "pipelined", "free"] = "sequential"
+    """How the actor, V-learner and P-learner are interleaved. 'sequential': the reference order, one after the
+    other. 'pipelined': each iteration the learners train on data up to env step t-1 and on parameters published
+    at the previous iteration while the actor produces step t, concurrently (CUDA streams; threads on a CPU);
+    deterministic, and equal to --pipeline-serial. 'free': each component runs as fast as it can in its own
+    thread; critic updates stay within --free-bound of utd x env steps."""
+    pipeline_serial: bool = False
+    """Pipelined mode only: run the pipelined schedule's three parts one after the other (the reference that the
+    concurrent pipelined run equals bit for bit)."""
+    free_bound: int = 0
+    """Free mode only: critic updates stay within +-free_bound of utd x learning env steps, and policy updates
+    within +-free_bound of policy_ratio x critic updates. At least ceil(utd) and ceil(policy_ratio) (one step's
+    worth); 0 picks max(2, ceil(utd), ceil(policy_ratio))."""
 
 
 @dataclass(frozen=True)
@@ -89,6 +101,20 @@ class BufferConfig:
     """Transitions per learner update."""
     storage_dtype: Literal["float32", "bfloat16"] = "float32"
     """Storage type of observations in the buffer (bfloat16 halves their memory)."""
+
+
+@dataclass(frozen=True)
+class SpeedConfig:
+    """Options that change speed, not the algorithm (each has a parity test against the plain eager path)."""
+
+    cuda_graphs: bool = False
+    """Capture the V-learner update, the P-learner update and the actor's policy step as CUDA graphs (CUDA only)."""
+    compile: bool = False
+    """torch.compile the critic and actor losses (not together with --cuda-graphs)."""
+    bf16: bool = False
+    """bfloat16 autocast for the learners' forward passes (weights, optimizer state and targets stay float32)."""
+    tf32: bool = False
+    """Allow TF32 matmuls on Ampere+ GPUs."""
 
 
 @dataclass(frozen=True)
@@ -127,6 +153,7 @@ class TrainConfig:
     agent: AgentConfig = field(default_factory=AgentConfig)
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     buffer: BufferConfig = field(default_factory=BufferConfig)
+    speed: SpeedConfig = field(default_factory=SpeedConfig)
 
 
 class ConfigError(ValueError):
@@ -161,6 +188,15 @@ def validate(cfg: TrainConfig) -> None:
             "learning_starts",
             f"must be >= 2 env steps (a transition needs its next observation), got {s.learning_starts}",
         )
+    if s.free_bound < 0:
+        bad("free_bound", f"must be >= 0 updates (0 = automatic), got {s.free_bound}")
+    if s.mode == "free" and 0 < s.free_bound < max(math.ceil(s.utd), math.ceil(s.policy_ratio)):
+        bad("free_bound", f"{s.free_bound} is below one step's worth of updates: use >= "
+                          f"{max(math.ceil(s.utd), math.ceil(s.policy_ratio))} or 0 for automatic")  # fmt: skip
+    if cfg.speed.cuda_graphs and cfg.speed.compile:
+        bad("cuda_graphs", "choose one of --cuda-graphs and --compile (compiled code is not captured here)")
+    if cfg.speed.cuda_graphs and cfg.device == "cpu":
+        bad("cuda_graphs", "CUDA graphs need a CUDA device; drop --cuda-graphs on CPU")
     if s.policy_publish_interval < 1 or s.critic_publish_interval < 1:
         bad("policy_publish_interval", "publish intervals must be >= 1")
     if b.batch_size < 1:

@@ -19,7 +19,7 @@ class Actor(nn.Module):
         self.net = mlp(obs_dim, hidden, act_dim, act)
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
-        return torch.tanh(self.net(obs))
+        return torch.tanh(self.net(obs).float())  # float32 out even under bf16 autocast
 
 
 class DeployedPolicy(nn.Module):

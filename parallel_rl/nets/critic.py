@@ -42,7 +42,8 @@ class EnsembleCritic(nn.Module):
         return self.num_atoms > 1
 
     def forward(self, obs: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
-        return self.net(torch.cat([obs, action], dim=-1))
+        # float32 out even under bf16 autocast: the loss math after it (softmax, C51 projection) stays float32.
+        return self.net(torch.cat([obs, action], dim=-1)).float()
 
     def q_values(self, out: torch.Tensor) -> torch.Tensor:
         """Expected Q per member, [members, batch], from the raw output of ``forward``."""

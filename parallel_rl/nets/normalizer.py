@@ -3,6 +3,8 @@ published to other components and exported together with the network that uses i
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import nn
 
@@ -21,11 +23,22 @@ class RunningNorm(nn.Module):
         self.register_buffer("count", torch.zeros((), dtype=torch.float64))
 
     @torch.no_grad()
-    def update(self, x: torch.Tensor) -> None:
+    def update(self, x: torch.Tensor, all_reduce: Callable[[torch.Tensor], torch.Tensor] | None = None) -> None:
+        """Merge a batch. With ``all_reduce`` (an in-place sum over ranks), the batch is the union of every rank's
+        batch, so all ranks keep identical statistics."""
         x = x.reshape(-1, x.shape[-1]).float()
-        n = x.shape[0]
-        batch_mean = x.mean(0)
-        batch_var = x.var(0, unbiased=False)
+        if all_reduce is None:
+            n = x.shape[0]
+            batch_mean = x.mean(0)
+            batch_var = x.var(0, unbiased=False)
+        else:
+            moments = torch.cat([x.new_full((1,), x.shape[0]), x.sum(0), x.square().sum(0)])
+            all_reduce(moments)
+            d = x.shape[-1]
+            n_t = moments[:1]
+            batch_mean = moments[1 : d + 1] / n_t
+            batch_var = (moments[d + 1 :] / n_t - batch_mean.square()).clamp(min=0)
+            n = n_t.double().squeeze(0)
         total = self.count + n
         w = (n / total).float()  # weight of the new batch
         delta = batch_mean - self.mean
