@@ -7,30 +7,39 @@ import torch
 from parallel_rl.algos import fasttd3, pql
 from parallel_rl.config import AgentConfig
 from parallel_rl.nets import Actor, RunningNorm
-from parallel_rl.runtime import Published
+from parallel_rl.runtime import Channel, Lane
 
 
-def test_published_copy_changes_only_on_publish():
+def _channel(module):
+    lane = Lane(torch.device("cpu"), "test")
+    return Channel.for_module(module, lane, lane)
+
+
+def test_published_copy_changes_only_on_publish_and_pull():
     torch.manual_seed(0)
     actor = Actor(3, 1, (8,))
-    published = Published(actor)
-    before = [p.clone() for p in published.copy.parameters()]
+    channel = _channel(actor)
+    before = [p.clone() for p in channel.module.parameters()]
     with torch.no_grad():
         for p in actor.parameters():
             p.add_(1.0)
-    assert all(torch.equal(a, b) for a, b in zip(published.copy.parameters(), before))  # reader unaffected
-    published.publish()
-    assert all(torch.equal(a, b) for a, b in zip(published.copy.parameters(), actor.parameters()))
-    assert all(a.data_ptr() != b.data_ptr() for a, b in zip(published.copy.parameters(), actor.parameters()))
-    assert not any(p.requires_grad for p in published.copy.parameters())
+    channel.pull()
+    assert all(torch.equal(a, b) for a, b in zip(channel.module.parameters(), before))  # reader unaffected
+    channel.publish()
+    assert all(torch.equal(a, b) for a, b in zip(channel.module.parameters(), before))  # not pulled yet
+    assert channel.pull()
+    assert all(torch.equal(a, b) for a, b in zip(channel.module.parameters(), actor.parameters()))
+    assert all(a.data_ptr() != b.data_ptr() for a, b in zip(channel.module.parameters(), actor.parameters()))
+    assert not any(p.requires_grad for p in channel.module.parameters())
 
 
 def test_published_normalizer_includes_statistics():
     norm = RunningNorm(2)
-    published = Published(norm)
+    channel = _channel(norm)
     norm.update(torch.tensor([[1.0, 2.0], [3.0, 6.0]]))
-    published.publish()
-    assert torch.equal(published.copy.mean, norm.mean) and published.copy.count.item() == 2
+    channel.publish()
+    channel.pull()
+    assert torch.equal(channel.module.mean, norm.mean) and channel.module.count.item() == 2
 
 
 def test_fasttd3_redraws_std_only_at_episode_end():

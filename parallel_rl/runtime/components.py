@@ -1,15 +1,20 @@
-"""The three components of a run. They never call each other: they share the replay buffer and *published copies*
-of each other's parameters, so that a later scheduler can run them on separate CUDA streams unchanged.
+"""The three components of a run. They never call each other: they share the replay buffer and read each other's
+parameters only through their own ``Channel`` ends, so a runtime can run them one after the other, on separate
+CUDA streams, or in separate threads, unchanged.
 
-- ``Actor``: steps the envs with the published policy plus exploration noise, writes the buffer, owns the
+- ``ActorComponent``: steps the envs with its copy of the policy plus exploration noise, writes the buffer, owns the
   observation normalizer (statistics come from rollouts).
-- ``VLearner``: critic updates; reads the published policy (target actions) and normalizer.
-- ``PLearner``: policy updates; reads the published critic and normalizer; owns the policy that is trained.
+- ``VLearner``: critic updates; reads its copies of the policy (target actions), the normalizer and a buffer view.
+- ``PLearner``: policy updates; reads its copies of the critic, the normalizer and a buffer view; owns the policy.
+
+Each component works on its ``Lane``; which channels it pulls before working is set by the runtime (``inputs``).
 """
 
 from __future__ import annotations
 
 import copy
+import threading
+from collections.abc import Callable
 from types import ModuleType
 
 import torch
@@ -18,27 +23,11 @@ from torch import nn
 
 from parallel_rl.algos.common import soft_update
 from parallel_rl.buffer import ReplayBuffer
-from parallel_rl.config import AgentConfig
+from parallel_rl.config import AgentConfig, SpeedConfig
 from parallel_rl.envs import VecEnv
 from parallel_rl.nets import Actor, EnsembleCritic, RunningNorm
-
-
-class Published:
-    """A consumer-owned copy of a module, refreshed by ``publish()``.
-
-    The copy is a separate set of tensors, so a reader never sees the owner mid-update; on one stream ``publish``
-    is an ordinary fused copy, and it is the one place a stream-aware runtime has to add its event.
-    """
-
-    def __init__(self, source: nn.Module) -> None:
-        self.source = source
-        self.copy = copy.deepcopy(source).requires_grad_(False)
-        self._src = TensorDict.from_module(source)
-        self._dst = TensorDict.from_module(self.copy)
-
-    @torch.no_grad()
-    def publish(self) -> None:
-        self._dst.data.update_(self._src.data)
+from parallel_rl.runtime.accel import GraphedCall, autocast, maybe_compile
+from parallel_rl.runtime.streams import Channel, Lane
 
 
 def frozen(module: nn.Module) -> nn.Module:
@@ -53,86 +42,106 @@ class ActorComponent:
         env: VecEnv,
         algo: ModuleType,
         hp: AgentConfig,
-        policy: Actor,
+        policy: Channel,
         normalizer: RunningNorm,
         buffer: ReplayBuffer,
         seed: int,
+        lane: Lane,
         critic_normalizer: RunningNorm | None = None,
+        speed: SpeedConfig | None = None,
     ) -> None:
-        self.env, self.algo, self.hp, self.policy, self.buffer = env, algo, hp, policy, buffer
+        self.env, self.algo, self.hp, self.buffer, self.lane = env, algo, hp, buffer, lane
+        self.policy_channel = policy
+        self.policy: Actor = policy.module
         self.normalizer, self.critic_normalizer = normalizer, critic_normalizer
         spec = env.spec
         self.device = spec.device
         self.low, self.high = spec.action_bounds(self.device)
         self.generator = torch.Generator(device=self.device)
         self.generator.manual_seed(seed)
-        first = env.reset(seed=seed)
-        self.obs = first["obs"]
-        self.critic_obs = first.get("critic_obs", None)
-        self.noise_std = algo.initial_noise_std(hp, spec.num_envs, self.device, self.generator)
-        n = spec.num_envs
-        self.episode_return = torch.zeros(n, device=self.device)
-        self.episode_length = torch.zeros(n, dtype=torch.int64, device=self.device)
-        # Completed-episode statistics accumulated on device and read only when logging (no per-step sync).
-        self.finished_return_sum = torch.zeros((), device=self.device)
-        self.finished_length_sum = torch.zeros((), device=self.device)
-        self.finished_count = torch.zeros((), device=self.device)
+        with lane.active():
+            first = env.reset(seed=seed)
+            self.obs = first["obs"]
+            self.critic_obs = first.get("critic_obs", None)
+            self.noise_std = algo.initial_noise_std(hp, spec.num_envs, self.device, self.generator)
+            n = spec.num_envs
+            self.episode_return = torch.zeros(n, device=self.device)
+            self.episode_length = torch.zeros(n, dtype=torch.int64, device=self.device)
+            # Completed-episode statistics accumulated on device and read only when logging (no per-step sync).
+            self.finished = torch.zeros(3, device=self.device)  # count, return sum, length sum
+            self._noise = torch.zeros(n, spec.act_dim, device=self.device)
+        self._act = GraphedCall(self._act_eager, enabled=speed is not None and speed.cuda_graphs)
+        self.norm_all_reduce: Callable[[torch.Tensor], torch.Tensor] | None = None  # set by multi-GPU runs
+        self._lock = threading.Lock()
 
     def scale_action(self, action: torch.Tensor) -> torch.Tensor:
         """[-1, 1] -> env bounds."""
         return self.low + (action + 1) * 0.5 * (self.high - self.low)
 
+    def _act_eager(self, inputs: TensorDict) -> TensorDict:
+        obs = inputs["obs"]
+        if self.hp.normalize_obs:
+            self.normalizer.update(obs, self.norm_all_reduce)
+            if self.critic_normalizer is not None:
+                self.critic_normalizer.update(inputs["critic_obs"], self.norm_all_reduce)
+        mean_action = self.policy(self.normalizer(obs) if self.hp.normalize_obs else obs)
+        action = (mean_action + inputs["noise"] * self.noise_std.unsqueeze(-1)).clamp(-1.0, 1.0)
+        return TensorDict({"action": action})
+
     @torch.no_grad()
     def step(self) -> None:
-        obs = self.obs
-        if self.hp.normalize_obs:
-            self.normalizer.update(obs)
+        with self.lane.active():
+            self.policy_channel.pull()
+            obs = self.obs
+            # Noise is drawn outside the (optionally graphed) act step: it comes from the actor's own generator.
+            torch.randn(self._noise.shape, generator=self.generator, device=self.device, out=self._noise)
+            inputs = {"obs": obs, "noise": self._noise}
             if self.critic_normalizer is not None:
-                self.critic_normalizer.update(self.critic_obs)
-        mean_action = self.policy(self.normalizer(obs) if self.hp.normalize_obs else obs)
-        noise = torch.randn(mean_action.shape, generator=self.generator, device=self.device)
-        action = (mean_action + noise * self.noise_std.unsqueeze(-1)).clamp(-1.0, 1.0)
-        out = self.env.step(self.scale_action(action))
-        terminated, truncated = out["terminated"], out["truncated"]
-        done = terminated | truncated
-        self.buffer.extend(
-            TensorDict(
-                {
-                    "obs": obs,
-                    "action": action,
-                    "reward": out["reward"] * self.hp.reward_scale,
-                    "terminated": terminated,
-                    "truncated": truncated,
-                    "final_obs": out["final_obs"],
-                    **(
-                        {"critic_obs": self.critic_obs, "final_critic_obs": out["final_critic_obs"]}
-                        if self.buffer.critic_obs is not None
-                        else {}
-                    ),
-                },  # fmt: skip
-                batch_size=[self.env.spec.num_envs],
+                inputs["critic_obs"] = self.critic_obs
+            action = self._act(TensorDict(inputs))["action"].clone()
+            out = self.env.step(self.scale_action(action))
+            terminated, truncated = out["terminated"], out["truncated"]
+            done = terminated | truncated
+            self.buffer.extend(
+                TensorDict(
+                    {
+                        "obs": obs,
+                        "action": action,
+                        "reward": out["reward"] * self.hp.reward_scale,
+                        "terminated": terminated,
+                        "truncated": truncated,
+                        "final_obs": out["final_obs"],
+                        **(
+                            {"critic_obs": self.critic_obs, "final_critic_obs": out["final_critic_obs"]}
+                            if self.buffer.critic_obs is not None
+                            else {}
+                        ),
+                    },  # fmt: skip
+                    batch_size=[self.env.spec.num_envs],
+                )
             )
-        )
-        self.noise_std = self.algo.noise_std_after_step(self.hp, self.noise_std, done, self.generator)
-        self.episode_return += out["reward"]
-        self.episode_length += 1
-        donef = done.float()
-        self.finished_return_sum += (self.episode_return * donef).sum()
-        self.finished_length_sum += (self.episode_length * donef).sum()
-        self.finished_count += donef.sum()
-        self.episode_return *= 1 - donef
-        self.episode_length *= (~done).long()
-        self.obs = out["obs"]
-        self.critic_obs = out.get("critic_obs", None)
+            self.noise_std = self.algo.noise_std_after_step(self.hp, self.noise_std, done, self.generator)
+            self.episode_return += out["reward"]
+            self.episode_length += 1
+            donef = done.float()
+            with self._lock:
+                self.finished += torch.stack(
+                    [donef.sum(), (self.episode_return * donef).sum(), (self.episode_length * donef).sum()]
+                )
+            self.episode_return *= 1 - donef
+            self.episode_length *= (~done).long()
+            self.obs = out["obs"]
+            self.critic_obs = out.get("critic_obs", None)
 
     def pop_episode_stats(self) -> dict[str, float]:
         """Mean return/length of episodes finished since the last call (one host sync, at logging time)."""
-        count, ret, length = torch.stack(
-            [self.finished_count, self.finished_return_sum, self.finished_length_sum.float()]
-        ).tolist()
-        self.finished_count.zero_()
-        self.finished_return_sum.zero_()
-        self.finished_length_sum.zero_()
+        with self._lock, self.lane.active():
+            snapshot = self.finished.clone()
+            self.finished.zero_()
+            ready = self.lane.record()
+        if ready is not None:
+            torch.cuda.current_stream().wait_event(ready)
+        count, ret, length = snapshot.tolist()
         if count == 0:
             return {}
         return {"episode_return": ret / count, "episode_length": length / count, "episodes": count}
@@ -150,97 +159,173 @@ def _normalize_batch(
     return batch
 
 
-def make_optimizer(params, lr: float, weight_decay: float, device: torch.device) -> torch.optim.Optimizer:
-    # Fused AdamW is one kernel for all parameters on CUDA; foreach elsewhere.
+def make_optimizer(
+    params, lr: float, weight_decay: float, device: torch.device, capturable: bool = False
+) -> torch.optim.Optimizer:
+    # Fused AdamW is one kernel for all parameters on CUDA; foreach elsewhere. Capturable keeps its step counts on
+    # the device, which CUDA graphs need.
     fused = device.type == "cuda"
-    return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, fused=fused or None, foreach=not fused)
+    return torch.optim.AdamW(
+        params, lr=lr, weight_decay=weight_decay, fused=fused or None, foreach=not fused, capturable=capturable
+    )
 
 
 class MetricAccumulator:
-    """Sums detached metric TensorDicts on device; ``pop`` averages them with a single host sync."""
+    """Sums detached metric TensorDicts on the owner's lane; ``pop`` averages them with a single host sync.
 
-    def __init__(self) -> None:
+    Safe to ``pop`` from another thread than the one that ``add``s (free mode logs from the actor's thread)."""
+
+    def __init__(self, lane: Lane) -> None:
+        self.lane = lane
         self.total: TensorDict | None = None
         self.n = 0
+        self._lock = threading.Lock()
 
     def add(self, metrics: TensorDict) -> None:
-        self.total = metrics.clone() if self.total is None else self.total.add_(metrics)
-        self.n += 1
+        with self._lock:
+            if self.total is None:
+                self.total = metrics.clone()
+            else:
+                self.total.add_(metrics)
+            self.n += 1
 
     def pop(self) -> dict[str, float]:
-        if self.total is None:
-            return {}
-        keys = list(self.total.keys())
-        values = torch.stack([self.total[k].float() for k in keys]).div_(self.n).tolist()
-        self.total, self.n = None, 0
-        return dict(zip(keys, values))
+        with self._lock, self.lane.active():
+            if self.total is None or self.n == 0:
+                return {}
+            keys = list(self.total.keys())
+            values = torch.stack([self.total[k].float() for k in keys]).div_(self.n)
+            self.total.zero_()
+            self.n = 0
+            ready = self.lane.record()
+        if ready is not None:
+            torch.cuda.current_stream().wait_event(ready)
+        return dict(zip(keys, values.tolist()))
 
 
-def _step(loss: torch.Tensor, optimizer: torch.optim.Optimizer, params: list[nn.Parameter], max_norm: float) -> None:
+def _step(
+    loss: torch.Tensor,
+    optimizer: torch.optim.Optimizer,
+    params: list[nn.Parameter],
+    max_norm: float,
+    sync_grads: Callable[[list[nn.Parameter]], None] | None = None,
+) -> None:
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
+    if sync_grads is not None:
+        sync_grads(params)
     if max_norm > 0:
         torch.nn.utils.clip_grad_norm_(params, max_norm)
     optimizer.step()
 
 
-class VLearner:
-    """Critic updates from replay batches; targets use the published policy and a soft-updated critic target."""
+class Learner:
+    """What the two learners share: a lane, their own sampling generator, the channels pulled before each update
+    (parameter copies and, in concurrent modes, a buffer view) and the eager-or-graphed update step."""
+
+    def __init__(
+        self,
+        hp: AgentConfig,
+        buffer: ReplayBuffer,
+        batch_size: int,
+        lane: Lane,
+        seed: int,
+        speed: SpeedConfig,
+        params: list[nn.Parameter],
+        lr: float,
+    ) -> None:
+        self.hp, self.buffer, self.batch_size, self.lane, self.speed = hp, buffer, batch_size, lane, speed
+        self.device = buffer.device
+        self.generator = torch.Generator(device=self.device)
+        self.generator.manual_seed(seed)
+        self.inputs: list[Channel] = []
+        self.view: Channel | None = None
+        self.reserve = 0
+        self.params = params
+        self.optimizer = make_optimizer(params, lr, hp.weight_decay, self.device, capturable=speed.cuda_graphs)
+        self.metrics = MetricAccumulator(lane)
+        self._update = GraphedCall(self._update_eager, enabled=speed.cuda_graphs)
+        self.sync_grads: Callable[[list[nn.Parameter]], None] | None = None  # set by multi-GPU runs
+
+    def use_view(self, view: Channel, reserve: int) -> None:
+        """Sample from the views published through ``view`` (concurrent modes), excluding ``reserve`` rows."""
+        self.view, self.reserve = view, reserve
+        self.inputs.append(view)
+
+    def update(self) -> None:
+        with self.lane.active():
+            for channel in self.inputs:
+                channel.pull()
+            view = None if self.view is None else self.view.local
+            batch = self.buffer.sample(self.batch_size, self.generator, view, self.reserve)
+            self.metrics.add(self._update(batch))
+
+    def _update_eager(self, batch: TensorDict) -> TensorDict:
+        raise NotImplementedError
+
+
+class VLearner(Learner):
+    """Critic updates from replay batches; targets use the consumer copy of the policy and a soft-updated critic
+    target."""
 
     def __init__(
         self,
         algo: ModuleType,
         hp: AgentConfig,
         critic: EnsembleCritic,
-        policy: Published,
-        normalizer: Published,
+        policy: Channel,
+        normalizer: Channel,
         buffer: ReplayBuffer,
         batch_size: int,
-        critic_normalizer: Published | None = None,
+        lane: Lane,
+        seed: int,
+        speed: SpeedConfig,
+        critic_normalizer: Channel | None = None,
     ) -> None:
-        self.algo, self.hp, self.critic, self.buffer, self.batch_size = algo, hp, critic, buffer, batch_size
+        super().__init__(hp, buffer, batch_size, lane, seed, speed, list(critic.parameters()), hp.critic_lr)
+        self.algo, self.critic = algo, critic
         self.critic_target = frozen(copy.deepcopy(critic))
-        self.policy, self.normalizer = policy.copy, normalizer.copy
-        self.critic_normalizer = None if critic_normalizer is None else critic_normalizer.copy
-        self.params = list(critic.parameters())
-        self.optimizer = make_optimizer(self.params, hp.critic_lr, hp.weight_decay, buffer.device)
-        self.metrics = MetricAccumulator()
+        self.policy, self.normalizer = policy.module, normalizer.module
+        self.critic_normalizer = None if critic_normalizer is None else critic_normalizer.module
+        self.inputs += [policy, normalizer] + ([critic_normalizer] if critic_normalizer is not None else [])
+        self._loss = maybe_compile(algo.critic_loss, speed)
 
-    def update(self) -> None:
-        batch = _normalize_batch(
-            self.buffer.sample(self.batch_size), self.normalizer, self.critic_normalizer, self.hp.normalize_obs
-        )
-        loss, metrics = self.algo.critic_loss(self.critic, self.critic_target, self.policy, batch, self.hp)
-        _step(loss, self.optimizer, self.params, self.hp.max_grad_norm)
+    def _update_eager(self, batch: TensorDict) -> TensorDict:
+        batch = _normalize_batch(batch, self.normalizer, self.critic_normalizer, self.hp.normalize_obs)
+        with autocast(self.device, self.speed):
+            loss, metrics = self._loss(self.critic, self.critic_target, self.policy, batch, self.hp)
+        _step(loss, self.optimizer, self.params, self.hp.max_grad_norm, self.sync_grads)
         soft_update(self.critic_target, self.critic, self.hp.tau)
-        self.metrics.add(metrics)
+        return metrics.float()
 
 
-class PLearner:
-    """Policy updates against the published critic; owns the policy being trained."""
+class PLearner(Learner):
+    """Policy updates against the consumer copy of the critic; owns the policy being trained."""
 
     def __init__(
         self,
         algo: ModuleType,
         hp: AgentConfig,
         policy: Actor,
-        critic: Published,
-        normalizer: Published,
+        critic: Channel,
+        normalizer: Channel,
         buffer: ReplayBuffer,
         batch_size: int,
-        critic_normalizer: Published | None = None,
+        lane: Lane,
+        seed: int,
+        speed: SpeedConfig,
+        critic_normalizer: Channel | None = None,
     ) -> None:
-        self.algo, self.hp, self.policy, self.buffer, self.batch_size = algo, hp, policy, buffer, batch_size
-        self.critic, self.normalizer = critic.copy, normalizer.copy
-        self.critic_normalizer = None if critic_normalizer is None else critic_normalizer.copy
-        self.params = list(policy.parameters())
-        self.optimizer = make_optimizer(self.params, hp.actor_lr, hp.weight_decay, buffer.device)
-        self.metrics = MetricAccumulator()
+        super().__init__(hp, buffer, batch_size, lane, seed, speed, list(policy.parameters()), hp.actor_lr)
+        self.algo, self.policy = algo, policy
+        self.critic, self.normalizer = critic.module, normalizer.module
+        self.critic_normalizer = None if critic_normalizer is None else critic_normalizer.module
+        self.inputs += [critic, normalizer] + ([critic_normalizer] if critic_normalizer is not None else [])
+        self._loss = maybe_compile(algo.actor_loss, speed)
 
-    def update(self) -> None:
-        batch = _normalize_batch(
-            self.buffer.sample(self.batch_size), self.normalizer, self.critic_normalizer, self.hp.normalize_obs
-        )
-        loss, metrics = self.algo.actor_loss(self.policy, self.critic, batch, self.hp)
-        _step(loss, self.optimizer, self.params, self.hp.max_grad_norm)
-        self.metrics.add(metrics)
+    def _update_eager(self, batch: TensorDict) -> TensorDict:
+        batch = _normalize_batch(batch, self.normalizer, self.critic_normalizer, self.hp.normalize_obs)
+        with autocast(self.device, self.speed):
+            loss, metrics = self._loss(self.policy, self.critic, batch, self.hp)
+        _step(loss, self.optimizer, self.params, self.hp.max_grad_norm, self.sync_grads)
+        return metrics.float()

@@ -14,13 +14,18 @@ import torch
 
 from parallel_rl.algos import get_algorithm
 from parallel_rl.buffer import ReplayBuffer
-from parallel_rl.config import TrainConfig, validate
+from parallel_rl.config import ConfigError, TrainConfig, validate
 from parallel_rl.envs import VecEnv
 from parallel_rl.io import MetricsLogger, save_checkpoint, write_json
 from parallel_rl.io.checkpoint import policy_spec
 from parallel_rl.nets import Actor, DeployedPolicy, EnsembleCritic, RunningNorm
-from parallel_rl.runtime.components import ActorComponent, PLearner, Published, VLearner
+from parallel_rl.runtime import distributed
+from parallel_rl.runtime.accel import configure_backends
+from parallel_rl.runtime.components import ActorComponent, PLearner, VLearner
+from parallel_rl.runtime.distributed import DistContext
+from parallel_rl.runtime.modes import FreeMode, PipelinedMode, SequentialMode, free_bound, free_reserve
 from parallel_rl.runtime.scheduler import RatioScheduler
+from parallel_rl.runtime.streams import Channel, Lane
 
 EnvFactory = Callable[[int, torch.device, int], VecEnv]
 """(num_envs, device, seed) -> VecEnv. The trainer never imports task code; launchers pass this in."""
@@ -43,18 +48,33 @@ def default_run_dir(cfg: TrainConfig) -> Path:
 
 
 class Trainer:
-    """One training run in the sequential reference order: actor step, then the critic updates due, each followed
-    by the policy updates due, with parameter copies published at the configured intervals."""
+    """One training run: builds env, buffer, networks, lanes, channels and components, and runs them in the
+    configured mode (``runtime.modes``)."""
 
-    def __init__(self, cfg: TrainConfig, make_env: EnvFactory) -> None:
+    def __init__(self, cfg: TrainConfig, make_env: EnvFactory, dist_ctx: DistContext | None = None) -> None:
         validate(cfg)
         self.cfg = cfg
         if cfg.torch_threads > 0:
             torch.set_num_threads(cfg.torch_threads)
+        self.dist = distributed.from_env() if dist_ctx is None else dist_ctx
         self.device = resolve_device(cfg.device)
+        if self.dist.enabled:
+            if cfg.schedule.mode == "free":
+                raise ConfigError("--mode free: not supported with several ranks (update counts depend on timing, "
+                                  "all-reduces need equal counts); use sequential or pipelined")  # fmt: skip
+            if cfg.speed.cuda_graphs:
+                raise ConfigError("--cuda-graphs: not supported with several ranks (collectives are not captured)")
+            if self.device.type == "cuda":
+                self.device = torch.device("cuda", self.dist.local_rank)
+                torch.cuda.set_device(self.device)
+            distributed.init(self.dist, self.device)
+        if cfg.speed.cuda_graphs and self.device.type != "cuda":
+            raise ConfigError("--cuda-graphs: CUDA graphs need a CUDA device; this run is on " + str(self.device))
+        configure_backends(cfg.speed)
         self.make_env = make_env
-        torch.manual_seed(cfg.seed)
-        self.env = make_env(cfg.num_envs, self.device, cfg.seed)
+        torch.manual_seed(cfg.seed)  # the same network initialisation on every rank
+        rank_seed = cfg.seed + self.dist.rank * distributed.RANK_SEED_STRIDE
+        self.env = make_env(cfg.num_envs, self.device, rank_seed)
         spec = self.env.spec
         if spec.num_envs != cfg.num_envs:
             raise ValueError(f"env factory made {spec.num_envs} envs, config asks for {cfg.num_envs}")
@@ -73,58 +93,98 @@ class Trainer:
         self.buffer = ReplayBuffer(
             spec.num_envs, spec.obs_dim, spec.act_dim, cfg.buffer.buffer_size, self.device,
             critic_obs_dim=spec.critic_obs_dim, storage_dtype=storage, n_step=hp.n_step, gamma=hp.gamma,
-            seed=cfg.seed + 1,
+            seed=rank_seed + 1,
         )  # fmt: skip
-        # Published copies: each consumer reads its own copy, refreshed by the owner at the configured interval.
-        self.policy_to_actor = Published(self.policy)
-        self.policy_to_vlearner = Published(self.policy)
-        self.critic_to_plearner = Published(self.critic)
-        self.norm_to_learners = [Published(self.normalizer), Published(self.normalizer)]
-        cnorm = [Published(self.critic_normalizer), Published(self.critic_normalizer)] if self.critic_normalizer else []
+        distributed.broadcast_module_(self.policy, self.dist)
+        distributed.broadcast_module_(self.critic, self.dist)
+        # Lanes and channels: each consumer reads its own copy of what it needs, refreshed by the owner's publish.
+        s = cfg.schedule
+        concurrent = s.mode == "free" or (s.mode == "pipelined" and not s.pipeline_serial)
+        deferred = s.mode == "pipelined"
+        dev = self.device
+        actor_lane, v_lane, p_lane = (Lane(dev, n, concurrent) for n in ("actor", "vlearner", "plearner"))
+
+        def channel(module, writer, reader):
+            return Channel.for_module(module, writer, reader, deferred)
+
+        self.policy_to_actor = channel(self.policy, p_lane, actor_lane)
+        self.policy_to_vlearner = channel(self.policy, p_lane, v_lane)
+        self.critic_to_plearner = channel(self.critic, v_lane, p_lane)
+        norm_v, norm_p = channel(self.normalizer, actor_lane, v_lane), channel(self.normalizer, actor_lane, p_lane)
+        cnorm_v = cnorm_p = None
+        if self.critic_normalizer is not None:
+            cnorm_v = channel(self.critic_normalizer, actor_lane, v_lane)
+            cnorm_p = channel(self.critic_normalizer, actor_lane, p_lane)
         self.actor = ActorComponent(
-            self.env, self.algo, hp, self.policy_to_actor.copy, self.normalizer, self.buffer, cfg.seed + 2,
-            critic_normalizer=self.critic_normalizer,
+            self.env, self.algo, hp, self.policy_to_actor, self.normalizer, self.buffer, rank_seed + 2, actor_lane,
+            critic_normalizer=self.critic_normalizer, speed=cfg.speed,
         )  # fmt: skip
         bs = cfg.buffer.batch_size
-        self.vlearner = VLearner(self.algo, hp, self.critic, self.policy_to_vlearner, self.norm_to_learners[0],
-                                 self.buffer, bs, critic_normalizer=cnorm[0] if cnorm else None)  # fmt: skip
-        self.plearner = PLearner(self.algo, hp, self.policy, self.critic_to_plearner, self.norm_to_learners[1],
-                                 self.buffer, bs, critic_normalizer=cnorm[1] if cnorm else None)  # fmt: skip
-        self.normalizer_channels = self.norm_to_learners + cnorm
+        self.vlearner = VLearner(self.algo, hp, self.critic, self.policy_to_vlearner, norm_v, self.buffer, bs,
+                                 v_lane, rank_seed + 3, cfg.speed, critic_normalizer=cnorm_v)  # fmt: skip
+        self.plearner = PLearner(self.algo, hp, self.policy, self.critic_to_plearner, norm_p, self.buffer, bs,
+                                 p_lane, rank_seed + 4, cfg.speed, critic_normalizer=cnorm_p)  # fmt: skip
+        self.actor_publishes = [c for c in (norm_v, norm_p, cnorm_v, cnorm_p) if c is not None]
+        self.policy_publishes = [self.policy_to_actor, self.policy_to_vlearner]
+        if s.mode != "sequential":
+            # Learners sample published views of the buffer, never its live write positions.
+            if s.mode == "pipelined":
+                reserve = 2  # the actor's one step ahead writes at most a transition row and a final row
+            else:
+                reserve = free_reserve(s.utd, s.policy_ratio, free_bound(s.utd, s.policy_ratio, s.free_bound))
+            if reserve > self.buffer.max_reserve():
+                raise ConfigError(
+                    f"--buffer-size: free mode needs {reserve + hp.n_step + 2} rows per env (the actor may run "
+                    f"{reserve // 2} steps ahead of a learner), the buffer has {self.buffer.rows_per_env}; raise "
+                    f"--buffer-size to >= {(reserve + hp.n_step + 2) * cfg.num_envs} or lower --free-bound"
+                )
+            views = [
+                Channel(self.buffer.view_source(), actor_lane, lane, deferred=deferred) for lane in (v_lane, p_lane)
+            ]
+            self.vlearner.use_view(views[0], reserve)
+            self.plearner.use_view(views[1], reserve)
+            self.actor_publishes += views
+        self.channels = self.actor_publishes + self.policy_publishes + [self.critic_to_plearner]
         self.scheduler = RatioScheduler(cfg.schedule.utd, cfg.schedule.policy_ratio, cfg.schedule.learning_starts)
-        self.total_iterations = math.ceil(cfg.total_env_steps / cfg.num_envs)
+        if self.dist.enabled:
+            self.vlearner.sync_grads = distributed.grad_averager(self.dist, "vlearner")
+            self.plearner.sync_grads = distributed.grad_averager(self.dist, "plearner")
+            self.actor.norm_all_reduce = lambda t: distributed.all_reduce_sum_(t, self.dist, "actor")
+        # total_env_steps counts transitions over all ranks; num_envs is per rank.
+        self.total_iterations = math.ceil(cfg.total_env_steps / (cfg.num_envs * self.dist.world_size))
         self._eval_env: VecEnv | None = None
+        if s.mode == "sequential":
+            self.runtime = SequentialMode(self)
+        elif s.mode == "pipelined":
+            self.runtime = PipelinedMode(self, serial=s.pipeline_serial)
+        else:
+            self.runtime = FreeMode(self)
 
     # ---- the schedule -----------------------------------------------------------------------------------------
     def iteration(self) -> None:
-        """One vectorized env step and the learner work it makes due."""
-        s, sched = self.cfg.schedule, self.scheduler
-        self.actor.step()
-        for channel in self.normalizer_channels:
-            channel.publish()
-        for _ in range(sched.on_env_step()):
-            self.vlearner.update()
-            policy_due = sched.on_critic_update()
-            if sched.critic_updates % s.critic_publish_interval == 0:
-                self.critic_to_plearner.publish()
-            for _ in range(policy_due):
-                self.plearner.update()
-                sched.on_policy_update()
-                if sched.policy_updates % s.policy_publish_interval == 0:
-                    self.policy_to_actor.publish()
-                    self.policy_to_vlearner.publish()
+        """One vectorized env step and the learner work the mode runs with it (see ``runtime.modes``)."""
+        self.runtime.iteration()
 
-    def deployed_policy(self) -> DeployedPolicy:
+    def finish(self) -> None:
+        """Let the learners complete the updates due for the env steps taken (pipelined and free modes lag)."""
+        self.runtime.finish()
+
+    def deployed_policy(self, policy: torch.nn.Module | None = None) -> DeployedPolicy:
         low, high = self.env.spec.action_bounds(self.device)
-        return DeployedPolicy(self.normalizer, self.policy, low, high).eval()
+        return DeployedPolicy(self.normalizer, self.policy if policy is None else policy, low, high).eval()
 
     @torch.no_grad()
-    def evaluate(self) -> dict[str, float]:
-        """Deterministic evaluation on a separate env (built once, reseeded each time so evaluations compare)."""
+    def evaluate(self, during_run: bool = False) -> dict[str, float]:
+        """Deterministic evaluation on a separate env (built once, reseeded each time so evaluations compare).
+
+        During a run it evaluates the actor's copy of the policy: in concurrent modes the trained policy may be
+        mid-update in another lane."""
         seed = self.cfg.seed + EVAL_SEED_OFFSET
         if self._eval_env is None:
             self._eval_env = self.make_env(self.cfg.eval_envs, self.device, seed)
-        return evaluate_policy(self.deployed_policy(), self._eval_env, seed=seed)
+        policy = self.policy_to_actor.module if during_run else None
+        with self.actor.lane.active():
+            return evaluate_policy(self.deployed_policy(policy), self._eval_env, seed=seed)
 
     def checkpoint_payload(self) -> dict[str, Any]:
         spec, hp = self.env.spec, self.cfg.agent
@@ -144,24 +204,32 @@ class Trainer:
         }
 
     def metrics(self) -> dict[str, float]:
-        out = self.scheduler.realised(self.cfg.num_envs, self.cfg.buffer.batch_size)
+        world = self.dist.world_size  # an update of every rank uses world x batch_size samples
+        out = self.scheduler.realised(self.cfg.num_envs * world, self.cfg.buffer.batch_size * world)
         out.update(self.actor.pop_episode_stats())
         out.update(self.vlearner.metrics.pop())
         out.update(self.plearner.metrics.pop())
+        out.update(self.runtime.wait_metrics())
         return out
 
     def run(self, run_dir: str | Path | None = None) -> dict[str, Any]:
-        """Train for ``total_env_steps``; write config, metrics, checkpoint and summary under ``run_dir``."""
-        cfg = self.cfg
+        """Train for ``total_env_steps``; write config, metrics, checkpoint and summary under ``run_dir``.
+
+        With several ranks every rank trains; rank 0 alone logs, evaluates and writes files."""
+        cfg, main = self.cfg, self.dist.is_main
+        per_iteration = cfg.num_envs * self.dist.world_size  # transitions per vectorized step, all ranks
         run_dir = Path(run_dir or cfg.run_dir or default_run_dir(cfg))
-        run_dir.mkdir(parents=True, exist_ok=True)
-        write_json(run_dir / "config.json", {**dataclasses.asdict(cfg), "resolved_device": str(self.device)})
-        logger = MetricsLogger(run_dir)
-        bar = _progress(self.total_iterations * cfg.num_envs, cfg.progress)
+        logger = bar = None
+        if main:
+            run_dir.mkdir(parents=True, exist_ok=True)
+            write_json(run_dir / "config.json", {**dataclasses.asdict(cfg), "resolved_device": str(self.device),
+                                                 "world_size": self.dist.world_size})  # fmt: skip
+            logger = MetricsLogger(run_dir)
+            bar = _progress(self.total_iterations * per_iteration, cfg.progress)
         start = last_time = time.perf_counter()
         last_steps = last_updates = 0
         eval_seconds = 0.0  # excluded from wall_seconds, which is training time
-        eval_period = max(1, cfg.eval_every // cfg.num_envs) if cfg.eval_every > 0 else 0
+        eval_period = max(1, cfg.eval_every // per_iteration) if cfg.eval_every > 0 else 0
         last_return = float("nan")  # episodes end in bursts; show the latest mean rather than flicker to nan
         stopped_early = False
         try:
@@ -170,25 +238,29 @@ class Trainer:
                 out_of_time = cfg.max_wall_seconds > 0 and time.perf_counter() - start - eval_seconds >= (
                     cfg.max_wall_seconds
                 )
+                if cfg.max_wall_seconds > 0:
+                    out_of_time = distributed.agree(out_of_time, self.dist)  # ranks stop at the same step
                 last = it == self.total_iterations or out_of_time
+                if last:
+                    self.finish()
                 evaluate_now = eval_period > 0 and (it % eval_period == 0 or last)
-                if it % cfg.log_every == 0 or last or evaluate_now:
+                if main and (it % cfg.log_every == 0 or last or evaluate_now):
                     now = time.perf_counter()
                     sched = self.scheduler
                     updates = sched.critic_updates + sched.policy_updates
                     row = self.metrics()
-                    row["env_steps_per_s"] = (it - last_steps) * cfg.num_envs / max(now - last_time, 1e-9)
+                    row["env_steps_per_s"] = (it - last_steps) * per_iteration / max(now - last_time, 1e-9)
                     row["updates_per_s"] = (updates - last_updates) / max(now - last_time, 1e-9)
                     row["wall_seconds"] = now - start - eval_seconds
                     if evaluate_now:
-                        stats = self.evaluate()
+                        stats = self.evaluate(during_run=not last)
                         row["eval_return"], row["eval_return_std"] = stats["return_mean"], stats["return_std"]
                         row["eval_episode_length"] = stats["length_mean"]
                         eval_seconds += time.perf_counter() - now
-                    logger.log(it * cfg.num_envs, row)
+                    logger.log(it * per_iteration, row)
                     last_return = row.get("episode_return", last_return)
                     if bar is not None:
-                        bar.update((it - last_steps) * cfg.num_envs)
+                        bar.update((it - last_steps) * per_iteration)
                         bar.set_postfix(
                             steps_s=f"{row['env_steps_per_s']:.0f}", upd_s=f"{row['updates_per_s']:.0f}",
                             ret=f"{last_return:.1f}",
@@ -198,33 +270,42 @@ class Trainer:
                     stopped_early = it < self.total_iterations
                     break
         finally:
+            self.runtime.close()
             if bar is not None:
                 bar.close()
-            logger.close()
+            if logger is not None:
+                logger.close()
         train_seconds = time.perf_counter() - start - eval_seconds
-        eval_stats = self.evaluate()
-        ckpt = save_checkpoint(run_dir / "checkpoints" / "final.pt", self.checkpoint_payload())
         sched = self.scheduler
         summary = {
             "task": cfg.task,
             "algo": cfg.algo,
             "seed": cfg.seed,
             "device": str(self.device),
+            "mode": cfg.schedule.mode,
+            "rank": self.dist.rank,
+            "world_size": self.dist.world_size,
+            "env_steps": sched.env_steps * per_iteration,
+            "vector_env_steps": sched.env_steps,
+            "critic_updates": sched.critic_updates,
+            "policy_updates": sched.policy_updates,
+            **sched.realised(per_iteration, cfg.buffer.batch_size * self.dist.world_size),
+            "train_seconds": train_seconds,
+            "stopped_by_time_limit": stopped_early,
+        }
+        if not main:
+            return summary
+        eval_stats = self.evaluate()
+        ckpt = save_checkpoint(run_dir / "checkpoints" / "final.pt", self.checkpoint_payload())
+        summary.update({
             "final_eval_return": eval_stats["return_mean"],
             "final_eval_return_std": eval_stats["return_std"],
             "final_eval_episode_length": eval_stats["length_mean"],
             "eval_envs": cfg.eval_envs,
-            "env_steps": sched.env_steps * cfg.num_envs,
-            "vector_env_steps": sched.env_steps,
-            "critic_updates": sched.critic_updates,
-            "policy_updates": sched.policy_updates,
-            **sched.realised(cfg.num_envs, cfg.buffer.batch_size),
-            "train_seconds": train_seconds,
-            "stopped_by_time_limit": stopped_early,
             "wall_seconds": time.perf_counter() - start,
             "checkpoint": str(ckpt),
             "run_dir": str(run_dir),
-        }
+        })  # fmt: skip
         write_json(run_dir / "summary.json", summary)
         return summary
 

@@ -1,0 +1,337 @@
+"""How the actor, the V-learner and the P-learner are interleaved: sequential, pipelined or free.
+
+All three modes run the same components and the same ``RatioScheduler`` arithmetic; they differ only in which
+parameters and which buffer rows each piece of work sees, and in what runs at the same time.
+
+- ``SequentialMode``: the reference order. Env step t, then the critic updates due at step t, each followed by the
+  policy updates it makes due; parameters are published at the configured intervals and seen immediately.
+- ``PipelinedMode``: iteration t runs three independent parts: the actor produces env step t; the V-learner does
+  the critic updates that were due at step t-1, on the buffer as it was after step t-1 (a published *view*) and on
+  the policy published at the end of iteration t-1; the P-learner does the policy updates due with them, against
+  the critic published at the end of iteration t-1. Publications made during iteration t become visible only at
+  the barrier that ends it. The parts share no mutable state, so running them concurrently (CUDA streams, or
+  threads on a CPU) gives bit-for-bit what running them one after the other gives (``--pipeline-serial``).
+- ``FreeMode``: the actor (the calling thread), the V-learner and the P-learner (one thread each) run as fast as
+  they can, publishing immediately; a count-based limiter keeps critic updates within +-k of utd x env steps and
+  policy updates within +-k of policy_ratio x critic updates, and learners sample views of the buffer that exclude
+  every row the actor can overwrite while they hold them.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from fractions import Fraction
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from parallel_rl.runtime.trainer import Trainer
+
+
+def free_bound(utd: float, policy_ratio: float, requested: int) -> int:
+    """The limiter's k. The bound cannot be tighter than one env step's worth of critic updates (ceil(utd)) or one
+    critic update's worth of policy updates (ceil(policy_ratio)): below that, actor and learners would wait on
+    each other forever. 0 selects the smallest safe value (at least 2)."""
+    floor_k = max(math.ceil(utd), math.ceil(policy_ratio))
+    if requested == 0:
+        return max(2, floor_k)
+    if requested < floor_k:
+        raise ValueError(
+            f"--free-bound {requested} is below one step's worth of updates (ceil(utd)={math.ceil(utd)}, "
+            f"ceil(policy_ratio)={math.ceil(policy_ratio)}); use >= {floor_k} or 0 for automatic"
+        )
+    return requested
+
+
+def free_reserve(utd: float, policy_ratio: float, k: int) -> int:
+    """Buffer rows per env that the actor may overwrite while a free-mode learner holds a view.
+
+    During one V-learner update the actor can get at most 2k/utd + 1 env steps past the view; during one P-learner
+    update the V-learner can run at most 2k/policy_ratio + 2 updates, each letting the actor advance 1/utd steps
+    more. A view may also be one publication old. Each env step writes at most two rows (transition + final row).
+    """
+    lead_steps = math.ceil((2 * k / policy_ratio + 2 * k + 3) / utd) + 3
+    return 2 * lead_steps
+
+
+class SequentialMode:
+    """The reference order (see the module docstring)."""
+
+    def __init__(self, trainer: Trainer) -> None:
+        self.t = trainer
+
+    def iteration(self) -> None:
+        t = self.t
+        s, sched = t.cfg.schedule, t.scheduler
+        t.actor.step()
+        for channel in t.actor_publishes:
+            channel.publish()
+        for _ in range(sched.on_env_step()):
+            t.vlearner.update()
+            policy_due = sched.on_critic_update()
+            if sched.critic_updates % s.critic_publish_interval == 0:
+                t.critic_to_plearner.publish()
+            for _ in range(policy_due):
+                t.plearner.update()
+                sched.on_policy_update()
+                if sched.policy_updates % s.policy_publish_interval == 0:
+                    for channel in t.policy_publishes:
+                        channel.publish()
+
+    def finish(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+    def wait_metrics(self) -> dict[str, float]:
+        return {}
+
+
+class PipelinedMode:
+    """Learners one env step behind the actor, all three concurrent within an iteration (see the module docstring).
+
+    The host decides every iteration's work before launching it (``plan``: for each critic update, the policy
+    updates due after it), so nothing depends on timing. On a GPU the three parts are launched from this thread on
+    their own streams and the barrier is a set of events; on a CPU the learners run in two worker threads."""
+
+    def __init__(self, trainer: Trainer, serial: bool) -> None:
+        self.t = trainer
+        self.serial = serial
+        self.plan: list[int] = []
+        self.pool = None if serial or trainer.device.type == "cuda" else ThreadPoolExecutor(2, "learner")
+        self.lanes = [trainer.actor.lane, trainer.vlearner.lane, trainer.plearner.lane]
+
+    def _commit(self) -> None:
+        for channel in self.t.channels:
+            channel.commit()
+
+    def _barrier(self) -> None:
+        """Every lane's later work waits for every lane's work so far (device-side; no host block)."""
+        events = [lane.record() for lane in self.lanes]
+        for lane in self.lanes:
+            for event in events:
+                lane.wait(event)
+
+    def _critic_work(self, plan: list[int], publish: bool) -> None:
+        for _ in plan:
+            self.t.vlearner.update()
+        if publish:
+            self.t.critic_to_plearner.publish()
+
+    def _policy_work(self, plan: list[int], publish: bool) -> None:
+        for _ in range(sum(plan)):
+            self.t.plearner.update()
+        if publish:
+            for channel in self.t.policy_publishes:
+                channel.publish()
+
+    def _actor_work(self) -> None:
+        self.t.actor.step()
+        for channel in self.t.actor_publishes:
+            channel.publish()
+
+    def _run(self, actor: bool) -> None:
+        s, sched = self.t.cfg.schedule, self.t.scheduler
+        plan, self.plan = self.plan, []
+        c0, p0 = sched.critic_updates - len(plan), sched.policy_updates - sum(plan)
+        publish_critic = sched.critic_updates // s.critic_publish_interval > c0 // s.critic_publish_interval
+        publish_policy = sched.policy_updates // s.policy_publish_interval > p0 // s.policy_publish_interval
+        futures: list[Future] = []
+        if self.pool is not None:
+            futures = [self.pool.submit(self._critic_work, plan, publish_critic),
+                       self.pool.submit(self._policy_work, plan, publish_policy)]  # fmt: skip
+            if actor:
+                self._actor_work()
+            for future in futures:
+                future.result()
+        else:
+            if actor:
+                self._actor_work()
+            self._critic_work(plan, publish_critic)
+            self._policy_work(plan, publish_policy)
+        self._barrier()
+        self._commit()
+
+    def iteration(self) -> None:
+        self._run(actor=True)
+        sched = self.t.scheduler
+        # The work due at this env step runs in the next iteration; the counters advance now (host arithmetic).
+        for _ in range(sched.on_env_step()):
+            policy_due = sched.on_critic_update()
+            self.plan.append(policy_due)
+            for _ in range(policy_due):
+                sched.on_policy_update()
+
+    def finish(self) -> None:
+        """The learners' last share: the updates due at the final env step."""
+        if self.plan:
+            self._run(actor=False)
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(wait=True)
+
+    def wait_metrics(self) -> dict[str, float]:
+        return {}
+
+
+class FreeMode:
+    """Actor in the calling thread, V-learner and P-learner in their own threads, held within +-k by counts."""
+
+    def __init__(self, trainer: Trainer) -> None:
+        self.t = trainer
+        s = trainer.cfg.schedule
+        self.k = free_bound(s.utd, s.policy_ratio, s.free_bound)
+        self._utd = trainer.scheduler._utd
+        self._ratio = trainer.scheduler._policy_ratio
+        self.cond = threading.Condition()
+        self.stopping = False
+        self.critic_done = False
+        self.error: BaseException | None = None
+        self.waited = {"actor": 0.0, "vlearner": 0.0, "plearner": 0.0}
+        self._waited_logged = dict(self.waited)
+        self.threads: list[threading.Thread] = []
+        self.trace: list[tuple[int, int, int]] | None = None  # (env steps, critic, policy) at every change; tests
+
+    # ---- targets (exact, as in RatioScheduler) --------------------------------------------------------------
+    def _critic_target(self, env_steps: int) -> int:
+        ls = self.t.scheduler.learning_starts
+        return int(self._utd * max(0, env_steps - ls + 1))
+
+    def _policy_target(self, critic_updates: int) -> int:
+        return int(self._ratio * critic_updates)
+
+    def _record(self) -> None:
+        if self.trace is not None:
+            sched = self.t.scheduler
+            self.trace.append((sched.env_steps, sched.critic_updates, sched.policy_updates))
+
+    def _wait(self, who: str, ready) -> bool:
+        """Block (holding no lock afterwards) until ``ready()`` or an error; returns False on error."""
+        start = time.perf_counter()
+        with self.cond:
+            while not ready() and self.error is None:
+                self.cond.wait()
+        self.waited[who] += time.perf_counter() - start
+        return self.error is None
+
+    # ---- the actor (calling thread) -------------------------------------------------------------------------
+    def iteration(self) -> None:
+        t, sched = self.t, self.t.scheduler
+        if not self.threads:
+            self._start()
+        ok = self._wait("actor", lambda: self._critic_target(sched.env_steps + 1) - sched.critic_updates <= self.k)
+        if not ok:
+            self._raise()
+        t.actor.step()
+        for channel in t.actor_publishes:
+            channel.publish()
+        with self.cond:
+            sched.env_steps += 1
+            self._record()
+            self.cond.notify_all()
+
+    # ---- learners (their own threads) -----------------------------------------------------------------------
+    def _critic_may_run(self) -> bool:
+        sched = self.t.scheduler
+        target = self._critic_target(sched.env_steps)
+        policy_ok = self._policy_target(sched.critic_updates + 1) - sched.policy_updates <= self.k
+        if self.stopping:
+            return (sched.critic_updates < target and policy_ok) or self._critic_finished()
+        return sched.env_steps >= sched.learning_starts and sched.critic_updates + 1 <= target + self.k and policy_ok
+
+    def _critic_finished(self) -> bool:
+        sched = self.t.scheduler
+        return self.stopping and sched.critic_updates >= self._critic_target(sched.env_steps)
+
+    def _critic_loop(self) -> None:
+        t, sched, s = self.t, self.t.scheduler, self.t.cfg.schedule
+        while self._wait("vlearner", self._critic_may_run):
+            if self._critic_finished():
+                break
+            t.vlearner.update()
+            with self.cond:
+                sched.critic_updates += 1
+                self._record()
+                self.cond.notify_all()
+            if sched.critic_updates % s.critic_publish_interval == 0:
+                t.critic_to_plearner.publish()
+        with self.cond:
+            self.critic_done = True
+            self.cond.notify_all()
+
+    def _policy_may_run(self) -> bool:
+        sched = self.t.scheduler
+        target = self._policy_target(sched.critic_updates)
+        if self.critic_done:
+            return True  # either catch up to the final target or stop
+        return sched.policy_updates + 1 <= target + self.k and (not self.stopping or sched.policy_updates < target)
+
+    def _policy_loop(self) -> None:
+        t, sched, s = self.t, self.t.scheduler, self.t.cfg.schedule
+        while self._wait("plearner", self._policy_may_run):
+            with self.cond:
+                if self.critic_done and sched.policy_updates >= self._policy_target(sched.critic_updates):
+                    break
+            t.plearner.update()
+            with self.cond:
+                sched.policy_updates += 1
+                self._record()
+                self.cond.notify_all()
+            if sched.policy_updates % s.policy_publish_interval == 0:
+                for channel in t.policy_publishes:
+                    channel.publish()
+
+    def _guard(self, fn) -> None:
+        try:
+            fn()
+        except BaseException as exc:  # surfaced in the actor's thread
+            with self.cond:
+                self.error = exc
+                self.cond.notify_all()
+
+    def _start(self) -> None:
+        self.threads = [threading.Thread(target=self._guard, args=(fn,), name=name, daemon=True)
+                        for fn, name in ((self._critic_loop, "vlearner"), (self._policy_loop, "plearner"))]  # fmt: skip
+        for thread in self.threads:
+            thread.start()
+
+    def _raise(self) -> None:
+        raise RuntimeError(f"a learner thread failed: {self.error!r}") from self.error
+
+    def finish(self) -> None:
+        """Stop the actor; learners finish exactly the updates due for the env steps taken, then exit."""
+        with self.cond:
+            self.stopping = True
+            self.cond.notify_all()
+        for thread in self.threads:
+            thread.join()
+        self.threads = []
+        if self.error is not None:
+            self._raise()
+
+    def close(self) -> None:
+        if self.threads:
+            with self.cond:
+                self.stopping = True
+                if self.error is None:
+                    self.error = RuntimeError("run closed")
+                self.cond.notify_all()
+            for thread in self.threads:
+                thread.join()
+
+    def wait_metrics(self) -> dict[str, float]:
+        out = {f"wait_s_{k}": v - self._waited_logged[k] for k, v in self.waited.items()}
+        self._waited_logged = dict(self.waited)
+        return out
+
+
+def bound_ok(trace: list[tuple[int, int, int]], utd: Fraction, ratio: Fraction, ls: int, k: int) -> bool:
+    """Whether every recorded state keeps both counts within k of their targets (used by tests)."""
+    for env_steps, critic, policy in trace:
+        if abs(critic - int(utd * max(0, env_steps - ls + 1))) > k or abs(policy - int(ratio * critic)) > k:
+            return False
+    return True
