@@ -1,4 +1,6 @@
-"""Throughput benchmark: env steps/s of the built-in tasks and critic/policy updates/s of FastTD3's networks.
+"""Throughput benchmark: env steps/s of the built-in tasks, critic/policy updates/s of FastTD3's networks, the
+runtime's V-learner update under each speed option (with critic TFLOP/s), and end-to-end transitions/s of whole
+training iterations in each mode (sequential, pipelined, free) with the overlap gain over sequential.
 
 Run ``python -m launch.bench`` (``--quick`` for a seconds-long smoke run). Results are printed as a table and written
 to ``<out-dir>/throughput_<device type>.{json,md}`` (``throughput_<device type>_quick.*`` in quick mode, so a smoke
@@ -65,7 +67,7 @@ class BenchConfig:
 
     device: str = "auto"
     """'auto' (CUDA if available, else CPU), 'cpu', 'cuda' or 'cuda:N'."""
-    out_dir: str = "benchmarks"
+    out_dir: str = "benchmarks/results"
     """Directory for throughput_<device>.json and .md."""
     quick: bool = False
     """Smoke run: tiny timings, 1 and 64 envs only, default network only; writes throughput_<device>_quick.*."""
@@ -79,6 +81,17 @@ class BenchConfig:
     """Timed updates of the FastTD3-sized networks on CPU, after one warm-up (each takes seconds there)."""
     seed: int = 0
     """Seed of envs, networks, random transitions and replay sampling."""
+    options: bool = True
+    """Time the runtime's V-learner update under each speed option (eager fp32, bf16, CUDA graphs, graphs + bf16,
+    compile) and report critic-update TFLOP/s."""
+    e2e: bool = True
+    """Time whole training iterations (env step + updates at --utd) in each mode: sequential, pipelined, free."""
+    utd: float = 2.0
+    """Critic updates per vectorized env step in the end-to-end rows (FastTD3's default is 2)."""
+    e2e_envs: tuple[int, ...] = ()
+    """num_envs of the end-to-end rows (default: 64 on CPU; 1024 and 4096 on CUDA)."""
+    e2e_iterations: int = 0
+    """Timed iterations per end-to-end row (0: 30 on CPU, 200 on CUDA)."""
     torch_threads: int = 0
     """CPU threads for torch (0 keeps torch's default)."""
 
@@ -261,6 +274,117 @@ def bench_net(setting: NetSetting, buffer, device: torch.device, cfg: BenchConfi
     return row
 
 
+#: Speed options of the runtime, as (name, SpeedConfig overrides, needs CUDA).
+OPTIONS = (
+    ("eager fp32", {}, False),
+    ("bf16", {"bf16": True}, False),
+    ("cuda graphs", {"cuda_graphs": True}, True),
+    ("cuda graphs + bf16", {"cuda_graphs": True, "bf16": True}, True),
+    ("compile", {"compile": True}, True),
+)
+MODES = ("sequential", "pipelined", "free")
+
+
+def _train_config(setting: NetSetting, device: torch.device, num_envs: int, cfg: BenchConfig, **overrides):
+    """A TrainConfig of the benchmark task at one network setting (learning starts after the buffer holds rows)."""
+    from parallel_rl.config import AgentConfig, BufferConfig, ScheduleConfig, SpeedConfig, TrainConfig
+
+    speed = SpeedConfig(**overrides.pop("speed", {}))
+    schedule = ScheduleConfig(utd=cfg.utd, policy_ratio=0.5, learning_starts=overrides.pop("learning_starts", 8),
+                              mode=overrides.pop("mode", "sequential"))  # fmt: skip
+    agent = AgentConfig(critic_hidden=setting.critic_hidden, actor_hidden=setting.actor_hidden,
+                        num_atoms=setting.num_atoms, v_min=NET_V_MIN, v_max=NET_V_MAX)  # fmt: skip
+    rows = 256
+    return TrainConfig(task=NET_TASK, num_envs=num_envs, total_env_steps=num_envs * 10**6, device=str(device),
+                       progress=False, seed=cfg.seed, agent=agent, schedule=schedule, speed=speed,
+                       buffer=BufferConfig(buffer_size=num_envs * rows, batch_size=setting.batch_size))  # fmt: skip
+
+
+def critic_update_flops(setting: NetSetting, obs_dim: int, act_dim: int, num_critics: int = 2) -> float:
+    """Multiply-adds x 2 of one critic update, counted from the layer shapes: forward + backward (2x forward) of
+    the trained critics, forward of the target critics and of the policy for the target action."""
+
+    def mlp(sizes: list[int]) -> int:
+        return sum(a * b for a, b in zip(sizes[:-1], sizes[1:]))
+
+    critic = num_critics * mlp([obs_dim + act_dim, *setting.critic_hidden, setting.num_atoms])
+    actor = mlp([obs_dim, *setting.actor_hidden, act_dim])
+    return 2.0 * setting.batch_size * (3 * critic + critic + actor)
+
+
+def bench_options(setting: NetSetting, device: torch.device, cfg: BenchConfig) -> list[dict[str, Any]]:
+    """V-learner updates/s (the runtime's own component: channel pulls, sampling, loss, AdamW, soft update) under
+    each speed option; critic TFLOP/s from ``critic_update_flops``."""
+    import tasks
+    from parallel_rl.runtime import Trainer
+
+    rows = []
+    for name, speed, needs_cuda in OPTIONS:
+        if (needs_cuda and device.type != "cuda") or (setting.large and device.type == "cpu" and speed):
+            continue
+        num_envs = 1024 if device.type == "cuda" else (16 if cfg.quick else 64)
+        tcfg = _train_config(setting, device, num_envs, cfg, speed=speed, learning_starts=10**9)
+        trainer = Trainer(tcfg, tasks.env_factory(NET_TASK))
+        for _ in range(8 if cfg.quick else 32):  # fill the buffer (no updates: learning never starts)
+            trainer.iteration()
+        if setting.large and device.type == "cpu":
+            warmup, min_iters, max_iters = 1, cfg.large_cpu_updates, cfg.large_cpu_updates
+        else:
+            warmup, min_iters, max_iters = (1 if cfg.quick else 5), 1, cfg.max_updates
+        t = time_loop(trainer.vlearner.update, _sync_fn(device), warmup, cfg.seconds, min_iters, max_iters)
+        rate = t.iters / t.seconds
+        flops = critic_update_flops(setting, trainer.env.spec.obs_dim, trainer.env.spec.act_dim)
+        rows.append({"network": setting.name, "option": name, "batch_size": setting.batch_size,
+                     "critic_updates_per_s": rate, "critic_tflops": rate * flops / 1e12, "timed_updates": t.iters,
+                     "seconds": t.seconds, "other_load": t.other_load})  # fmt: skip
+        print(f"  option {setting.name:>8} {name:>20} {_rate(rate)} critic upd/s", flush=True)
+    base = next((r["critic_updates_per_s"] for r in rows if r["option"] == "eager fp32"), None)
+    for r in rows:
+        r["speedup_vs_eager_fp32"] = None if base is None else r["critic_updates_per_s"] / base
+    return rows
+
+
+def bench_e2e(setting: NetSetting, num_envs: int, device: torch.device, cfg: BenchConfig,
+              options: tuple[str, dict]) -> list[dict[str, Any]]:  # fmt: skip
+    """Transitions/s of whole training iterations (env step + utd critic updates + policy updates) per mode; the
+    timing includes ``finish`` (learners completing what is due), so every mode does the same updates."""
+    import tasks
+    from parallel_rl.runtime import Trainer
+
+    iters = cfg.e2e_iterations or (200 if device.type == "cuda" else 30)
+    if cfg.quick:
+        iters = 5
+    sync = _sync_fn(device)
+    rows = []
+    opt_name, speed = options
+    for mode in MODES:
+        tcfg = _train_config(setting, device, num_envs, cfg, mode=mode, speed=speed, learning_starts=4)
+        trainer = Trainer(tcfg, tasks.env_factory(NET_TASK))
+        for _ in range(6 if cfg.quick else 12):  # warm-up: learning starts, CUDA graphs are captured
+            trainer.iteration()
+        sync()
+        sched = trainer.scheduler
+        c0, p0 = sched.critic_updates, sched.policy_updates
+        start = time.perf_counter()
+        for _ in range(iters):
+            trainer.iteration()
+        trainer.finish()
+        sync()
+        seconds = time.perf_counter() - start
+        trainer.runtime.close()
+        critic, policy = sched.critic_updates - c0, sched.policy_updates - p0
+        rows.append({"network": setting.name, "num_envs": num_envs, "mode": mode, "option": opt_name,
+                     "utd": cfg.utd, "batch_size": setting.batch_size, "iterations": iters, "seconds": seconds,
+                     "transitions_per_s": iters * num_envs / seconds, "critic_updates_per_s": critic / seconds,
+                     "policy_updates_per_s": policy / seconds, "waits": trainer.runtime.wait_metrics()})  # fmt: skip
+        print(f"  e2e {setting.name:>8} x{num_envs:<5} {mode:>10} {opt_name:>18} "
+              f"{_rate(rows[-1]['transitions_per_s'])} transitions/s", flush=True)  # fmt: skip
+    base = rows[0]["transitions_per_s"]
+    for r in rows:
+        r["overlap_gain"] = r["transitions_per_s"] / base
+    return rows
+
+
 def machine_info(device: torch.device) -> dict[str, Any]:
     """Enough about the machine to compare numbers across runs."""
     cpu = platform.processor() or "unknown"
@@ -335,6 +459,20 @@ def tables(results: dict[str, Any]) -> str:
             f"{r['critic_timed_updates']}/{r['actor_timed_updates']} | "
             f"{_load(r['critic_other_load'])}/{_load(r['actor_other_load'])} |"
         )
+    if results.get("options"):
+        lines += ["", "| network | option | batch | critic upd/s | critic TFLOP/s | speed-up vs eager fp32 "
+                  "| other load |", "|---|---|--:|--:|--:|--:|--:|"]  # fmt: skip
+        for r in results["options"]:
+            gain = "n/a" if r["speedup_vs_eager_fp32"] is None else f"{r['speedup_vs_eager_fp32']:.2f}x"
+            lines.append(f"| {r['network']} | {r['option']} | {r['batch_size']} | {_rate(r['critic_updates_per_s'])} "
+                         f"| {r['critic_tflops']:.3g} | {gain} | {_load(r['other_load'])} |")  # fmt: skip
+    if results.get("e2e"):
+        lines += ["", "| network | num_envs | option | mode | utd | transitions/s | critic upd/s | policy upd/s "
+                  "| overlap gain vs sequential |", "|---|--:|---|---|--:|--:|--:|--:|--:|"]  # fmt: skip
+        for r in results["e2e"]:
+            lines.append(f"| {r['network']} | {r['num_envs']} | {r['option']} | {r['mode']} | {r['utd']:g} | "
+                         f"{_rate(r['transitions_per_s'])} | {_rate(r['critic_updates_per_s'])} | "
+                         f"{_rate(r['policy_updates_per_s'])} | {r['overlap_gain']:.2f}x |")  # fmt: skip
     return "\n".join(lines)
 
 
@@ -396,6 +534,22 @@ def run(cfg: BenchConfig, command: str) -> dict[str, Any]:
         results["updates"].append(row)
         print(f"  net {setting.name:>8} critic {_rate(row['critic_updates_per_s'])} upd/s, "
               f"actor {_rate(row['actor_updates_per_s'])} upd/s", flush=True)  # fmt: skip
+    if cfg.options:
+        results["options"] = []
+        for setting in settings:
+            results["options"] += bench_options(setting, device, cfg)
+    if cfg.e2e:
+        results["e2e"] = []
+        cuda = device.type == "cuda"
+        env_counts = cfg.e2e_envs or ((1024, 4096) if cuda else ((16,) if cfg.quick else (64,)))
+        option_sets = [("eager fp32", {})] + ([("cuda graphs + bf16", {"cuda_graphs": True, "bf16": True})]
+                                              if cuda else [])  # fmt: skip
+        for setting in settings:
+            if setting.large and not cuda:
+                continue  # seconds per update on a CPU: an end-to-end row would take hours
+            for n in env_counts:
+                for option in option_sets:
+                    results["e2e"] += bench_e2e(setting, n, device, cfg, option)
     results["load_avg_end"] = _load_avg()
     return results
 

@@ -23,3 +23,17 @@ def test_quick_bench_writes_positive_rates(tmp_path: Path) -> None:
     assert default["critic_updates_per_s"] > 0 and default["actor_updates_per_s"] > 0
     assert default["critic_timed_updates"] > 0 and default["actor_timed_updates"] > 0
     assert results["machine"]["torch_version"] and results["command"].startswith("python -m launch.bench")
+
+    options = {r["option"]: r for r in results["options"]}
+    assert {"eager fp32", "bf16"} <= options.keys() and "cuda graphs" not in options  # CUDA-only options skipped
+    assert all(r["critic_updates_per_s"] > 0 and r["critic_tflops"] > 0 for r in options.values())
+    modes = {r["mode"]: r for r in results["e2e"]}
+    assert set(modes) == set(bench.MODES)
+    assert all(r["transitions_per_s"] > 0 and r["critic_updates_per_s"] > 0 for r in modes.values())
+    assert modes["sequential"]["overlap_gain"] == 1.0
+
+
+def test_critic_flops_by_hand():
+    # critic in 13+3 -> 4 -> 5 atoms, 2 members: 2 * (16*4 + 4*5) = 168 MACs; actor 13 -> 2 -> 3: 26 + 6 = 32
+    setting = bench.NetSetting("t", (4,), (2,), 5, batch_size=10)
+    assert bench.critic_update_flops(setting, 13, 3) == 2.0 * 10 * (4 * 168 + 32)
