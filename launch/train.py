@@ -1,5 +1,8 @@
 """Train from the command line: ``python -m launch.train --task pendulum --algo fasttd3 [--flag value ...]``.
 
+Exit status: 0 done; 2 configuration error (including resuming an incompatible checkpoint); 3 NaN/Inf stopped the
+run; 128 + signal (130 SIGINT, 143 SIGTERM) when a signal stopped it after writing a checkpoint.
+
 Parsing happens in two passes so that presets are real defaults: ``--task``, ``--algo`` and ``--preset`` are read
 first, the matching preset is applied to ``TrainConfig``, and tyro then parses every flag against that config (so
 ``--help`` shows the preset's values and any flag still overrides them).
@@ -14,6 +17,7 @@ import tyro
 
 from parallel_rl.config import ALGOS, ConfigError, TrainConfig, replace_nested, suggest
 from parallel_rl.runtime import train
+from parallel_rl.runtime.guards import NonFiniteError, TrainingInterrupted
 
 
 def preset_defaults(args: list[str]) -> TrainConfig:
@@ -51,7 +55,19 @@ def main(args: list[str] | None = None) -> dict:
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         raise SystemExit(2) from None
-    summary = train(cfg, factory)
+    try:
+        summary = train(cfg, factory)
+    except TrainingInterrupted as e:
+        print(f"interrupted: {e}", file=sys.stderr)
+        raise SystemExit(e.exit_code) from None
+    except NonFiniteError as e:
+        print(f"error: non-finite values: {e}; the last good checkpoint is untouched", file=sys.stderr)
+        raise SystemExit(3) from None
+    except (ConfigError, FileNotFoundError, ValueError) as e:  # e.g. --resume of an incompatible checkpoint
+        if not cfg.resume:
+            raise
+        print(f"error: {e}", file=sys.stderr)
+        raise SystemExit(2) from None
     print(
         f"done: {summary['env_steps']} env steps, {summary['critic_updates']} critic / {summary['policy_updates']} "
         f"policy updates in {summary['wall_seconds']:.1f} s; final_eval_return {summary['final_eval_return']:.2f} "

@@ -105,6 +105,20 @@ class ReplayBuffer:
         self.count.copy_(torch.clamp(self.count + advance, max=rows))
         self.extends += 1
 
+    _STATE = ("obs", "critic_obs", "action", "reward", "terminated", "done", "is_final", "ptr", "count")
+
+    def state_dict(self) -> dict:
+        """The stored transitions and positions (resuming with them continues sampling exactly)."""
+        out = {name: getattr(self, name) for name in self._STATE}
+        return {**out, "extends": self.extends, "generator": self.generator.get_state()}
+
+    def load_state_dict(self, state: dict) -> None:
+        for name in self._STATE:
+            if getattr(self, name) is not None:
+                getattr(self, name).copy_(state[name])
+        self.extends = state["extends"]
+        self.generator.set_state(state["generator"])
+
     def view_source(self) -> TensorDict:
         """The write position of every stream (aliases, updated in place by ``extend``). A concurrent runtime
         publishes copies of it as *views*: a learner sampling from a view sees only rows written before it."""

@@ -146,6 +146,14 @@ class TrainConfig:
     metrics.csv (0: only the final evaluation). Benchmarks and scaling sweeps read these rows."""
     max_wall_seconds: float = 0.0
     """Stop training after this many seconds of wall-clock (0: no limit); the run still evaluates and saves."""
+    checkpoint_every: int = 0
+    """Transitions between full checkpoints (networks, optimizers, RNGs, counters; 0: only the final one)."""
+    keep_checkpoints: int = 3
+    """Periodic checkpoints kept (the newest ones); best.pt (highest return when saved) is kept besides."""
+    checkpoint_buffer: bool = False
+    """Include the replay buffer in checkpoints (large; needed for a resume that continues bit for bit)."""
+    resume: str | None = None
+    """Resume from a checkpoint file, or 'latest' (the newest under <run-dir>/checkpoints; needs --run-dir)."""
     progress: bool = True
     """Show a progress bar."""
     torch_threads: int = 0
@@ -173,6 +181,12 @@ def validate(cfg: TrainConfig) -> None:
         bad("num_envs", f"must be >= 1, got {cfg.num_envs}")
     if cfg.eval_envs < 1:
         bad("eval_envs", f"must be >= 1, got {cfg.eval_envs}")
+    if cfg.checkpoint_every < 0:
+        bad("checkpoint_every", f"must be >= 0 (0 = only the final checkpoint), got {cfg.checkpoint_every}")
+    if cfg.keep_checkpoints < 1:
+        bad("keep_checkpoints", f"must be >= 1, got {cfg.keep_checkpoints}")
+    if cfg.resume == "latest" and not cfg.run_dir:
+        bad("resume", "'latest' looks in <run-dir>/checkpoints: give --run-dir of the run to resume")
     if cfg.eval_every < 0:
         bad("eval_every", f"must be >= 0 (0 disables periodic evaluation), got {cfg.eval_every}")
     if cfg.max_wall_seconds < 0:
@@ -242,3 +256,29 @@ def replace_nested(cfg: TrainConfig, overrides: dict) -> TrainConfig:
 def suggest(name: str, choices: list[str] | tuple[str, ...]) -> str:
     hint = difflib.get_close_matches(name, list(choices), n=1, cutoff=0.5)
     return f"; did you mean {hint[0]!r}?" if hint else ""
+
+
+#: Fields a resumed run may change: they decide how long and how visibly it runs, not what it computes.
+RESUME_MAY_CHANGE = frozenset({
+    "total_env_steps", "run_dir", "progress", "log_every", "eval_every", "eval_envs", "max_wall_seconds",
+    "checkpoint_every", "keep_checkpoints", "checkpoint_buffer", "resume", "torch_threads", "device",
+})  # fmt: skip
+
+
+def config_differences(saved: dict, cfg: TrainConfig) -> list[str]:
+    """``--flag: checkpoint has X, this run Y`` for every field that must match to resume a checkpoint."""
+
+    def flat(d: dict, out: dict) -> dict:
+        for key, value in d.items():
+            if isinstance(value, dict):
+                flat(value, out)
+            else:
+                out[key] = list(value) if isinstance(value, (tuple, list)) else value
+        return out
+
+    a, b = flat(saved, {}), flat(dataclasses.asdict(cfg), {})
+    return [
+        f"--{key.replace('_', '-')}: checkpoint has {a.get(key)!r}, this run {b.get(key)!r}"
+        for key in sorted(set(a) | set(b))
+        if key not in RESUME_MAY_CHANGE and a.get(key) != b.get(key)
+    ]

@@ -123,6 +123,15 @@ class TorchVecEnv:
     def num_envs(self) -> int:
         return self.spec.num_envs
 
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        """Everything a resumed run needs to continue these envs exactly (an optional part of the protocol)."""
+        return {"state": self.state, "elapsed": self.elapsed, "generator": self.generator.get_state()}
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        self.state = state["state"].to(self.device)
+        self.elapsed = state["elapsed"].to(self.device)
+        self.generator.set_state(state["generator"])
+
     # ---- task-specific pieces -------------------------------------------------------------------------------
     def _sample_initial_state(self, n: int) -> torch.Tensor:
         raise NotImplementedError

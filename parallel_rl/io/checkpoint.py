@@ -11,7 +11,8 @@ import torch
 
 from parallel_rl.nets import Actor, DeployedPolicy, RunningNorm
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+"""2: full training state (optimizers, RNGs, channels, actor, optional buffer) beside the policy."""
 
 
 def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> Path:
@@ -39,11 +40,48 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=False)
     except Exception as e:  # torch raises several types for truncated or foreign files
-        raise ValueError(f"{path} is not a readable parallel_rl checkpoint ({type(e).__name__}: {e})") from e
+        older = [p for p in list_checkpoints(path.parent.parent) if p != path] if path.name.startswith("step_") else []
+        hint = f"; the previous checkpoint is {older[-1]}" if older else ""
+        raise ValueError(
+            f"{path} is not a readable parallel_rl checkpoint, probably truncated or corrupted "
+            f"({type(e).__name__}: {e}){hint}"
+        ) from e
     if not isinstance(ckpt, dict) or ckpt.get("schema_version") != SCHEMA_VERSION:
         found = ckpt.get("schema_version") if isinstance(ckpt, dict) else None
         raise ValueError(f"{path}: checkpoint schema version {found!r}, this parallel_rl reads {SCHEMA_VERSION}")
     return ckpt
+
+
+def checkpoint_dir(run_dir: str | Path) -> Path:
+    return Path(run_dir) / "checkpoints"
+
+
+def step_checkpoint_path(run_dir: str | Path, env_steps: int) -> Path:
+    """Periodic checkpoints are named by env step (zero-padded, so names sort by step)."""
+    return checkpoint_dir(run_dir) / f"step_{env_steps:012d}.pt"
+
+
+def list_checkpoints(run_dir: str | Path) -> list[Path]:
+    """Periodic checkpoints of a run, oldest first."""
+    return sorted(checkpoint_dir(run_dir).glob("step_*.pt"))
+
+
+def resolve_resume(resume: str, run_dir: str | Path | None) -> Path:
+    """``--resume`` value -> checkpoint file: a path, or 'latest' (the newest periodic checkpoint of run_dir)."""
+    if resume != "latest":
+        return Path(resume)
+    found = list_checkpoints(run_dir) if run_dir else []
+    if not found:
+        raise FileNotFoundError(f"--resume latest: no checkpoints under {checkpoint_dir(run_dir or '.')}")
+    return found[-1]
+
+
+def rotate_checkpoints(run_dir: str | Path, keep: int) -> list[Path]:
+    """Delete all but the newest ``keep`` periodic checkpoints; returns the deleted paths."""
+    old = list_checkpoints(run_dir)[:-keep]
+    for path in old:
+        path.unlink(missing_ok=True)
+    return old
 
 
 def policy_spec(

@@ -21,6 +21,11 @@ class MetricsLogger:
         self.csv_path = self.run_dir / "metrics.csv"
         self.rows: list[dict[str, Any]] = []
         self.fields: list[str] = []
+        if self.csv_path.exists():  # a resumed run appends to its own history
+            with self.csv_path.open(newline="") as f:
+                reader = csv.DictReader(f)
+                self.fields = list(reader.fieldnames or [])
+                self.rows = list(reader)
         self.writer = None
         if tensorboard:
             try:

@@ -69,6 +69,7 @@ class ActorComponent:
             self.episode_length = torch.zeros(n, dtype=torch.int64, device=self.device)
             # Completed-episode statistics accumulated on device and read only when logging (no per-step sync).
             self.finished = torch.zeros(3, device=self.device)  # count, return sum, length sum
+            self.env_nonfinite = torch.zeros((), dtype=torch.bool, device=self.device)  # checked at log time
             self._noise = torch.zeros(n, spec.act_dim, device=self.device)
         self._act = GraphedCall(self._act_eager, enabled=speed is not None and speed.cuda_graphs)
         self.norm_all_reduce: Callable[[torch.Tensor], torch.Tensor] | None = None  # set by multi-GPU runs
@@ -121,6 +122,7 @@ class ActorComponent:
                 )
             )
             self.noise_std = self.algo.noise_std_after_step(self.hp, self.noise_std, done, self.generator)
+            self.env_nonfinite |= ~(torch.isfinite(out["obs"]).all() & torch.isfinite(out["reward"]).all())
             self.episode_return += out["reward"]
             self.episode_length += 1
             donef = done.float()
@@ -132,6 +134,23 @@ class ActorComponent:
             self.episode_length *= (~done).long()
             self.obs = out["obs"]
             self.critic_obs = out.get("critic_obs", None)
+
+    def state_dict(self) -> dict:
+        return {"obs": self.obs, "critic_obs": self.critic_obs, "noise_std": self.noise_std,
+                "episode_return": self.episode_return, "episode_length": self.episode_length,
+                "finished": self.finished, "generator": self.generator.get_state()}  # fmt: skip
+
+    def load_state_dict(self, state: dict, env_restored: bool) -> None:
+        """Continue where the saved actor stopped. Without the env's own state (a simulator that cannot save it),
+        the envs were reset instead: keep the fresh observations and start new episodes."""
+        if env_restored:
+            self.obs = state["obs"].to(self.device)
+            self.critic_obs = None if state["critic_obs"] is None else state["critic_obs"].to(self.device)
+            self.episode_return.copy_(state["episode_return"])
+            self.episode_length.copy_(state["episode_length"])
+        self.noise_std = state["noise_std"].to(self.device)
+        self.finished.copy_(state["finished"])
+        self.generator.set_state(state["generator"])
 
     def pop_episode_stats(self) -> dict[str, float]:
         """Mean return/length of episodes finished since the last call (one host sync, at logging time)."""
@@ -246,6 +265,13 @@ class Learner:
         self.metrics = MetricAccumulator(lane)
         self._update = GraphedCall(self._update_eager, enabled=speed.cuda_graphs)
         self.sync_grads: Callable[[list[nn.Parameter]], None] | None = None  # set by multi-GPU runs
+
+    def state_dict(self) -> dict:
+        return {"optimizer": self.optimizer.state_dict(), "generator": self.generator.get_state()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.generator.set_state(state["generator"])
 
     def use_view(self, view: Channel, reserve: int) -> None:
         """Sample from the views published through ``view`` (concurrent modes), excluding ``reserve`` rows."""

@@ -26,6 +26,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from fractions import Fraction
 from typing import TYPE_CHECKING
 
+import torch
+
 if TYPE_CHECKING:
     from parallel_rl.runtime.trainer import Trainer
 
@@ -88,6 +90,17 @@ class SequentialMode:
 
     def wait_metrics(self) -> dict[str, float]:
         return {}
+
+    def quiesce(self) -> None:
+        """Nothing in flight between iterations (a GPU's queued work is waited for)."""
+        if self.t.device.type == "cuda":
+            torch.cuda.synchronize(self.t.device)
+
+    def state_dict(self) -> dict:
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:
+        pass
 
 
 class PipelinedMode:
@@ -176,6 +189,17 @@ class PipelinedMode:
 
     def wait_metrics(self) -> dict[str, float]:
         return {}
+
+    def quiesce(self) -> None:
+        """Between iterations every part has joined and channels are committed; only a GPU's queue may be busy."""
+        if self.t.device.type == "cuda":
+            torch.cuda.synchronize(self.t.device)
+
+    def state_dict(self) -> dict:
+        return {"plan": list(self.plan)}  # the learners' pending share: a resumed run does it next, as planned
+
+    def load_state_dict(self, state: dict) -> None:
+        self.plan = list(state["plan"])
 
 
 class FreeMode:
@@ -312,6 +336,21 @@ class FreeMode:
         self.threads = []
         if self.error is not None:
             self._raise()
+
+    def quiesce(self) -> None:
+        """Learners finish what is due and exit (they restart at the next iteration), so counters and parameters
+        are consistent for a checkpoint."""
+        self.finish()
+        self.stopping = self.critic_done = False
+        if self.t.device.type == "cuda":
+            torch.cuda.synchronize(self.t.device)
+
+    def state_dict(self) -> dict:
+        return {"waited": dict(self.waited)}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.waited = dict(state["waited"])
+        self._waited_logged = dict(self.waited)
 
     def close(self) -> None:
         if self.threads:

@@ -134,3 +134,15 @@ class Channel:
                 self._cond.notify_all()
         self._pulled = version
         return True
+
+    def state_dict(self) -> dict:
+        """Both slots, the consumer's copy and the version counters (a resumed run continues bit for bit)."""
+        return {"slots": [slot.clone() for slot in self.slots], "local": self.local.clone(), "front": self.front,
+                "version": self.version, "pulled": self._pulled}  # fmt: skip
+
+    def load_state_dict(self, state: dict) -> None:
+        for slot, saved in zip(self.slots, state["slots"]):
+            slot.update_(saved)
+        self.local.update_(state["local"])
+        self.front, self.version, self._pulled = state["front"], state["version"], state["pulled"]
+        self._pending = None

@@ -4,25 +4,31 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import random
 import re
+import shutil
+import signal
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from parallel_rl.algos import get_algorithm
 from parallel_rl.buffer import ReplayBuffer
-from parallel_rl.config import ConfigError, TrainConfig, validate
+from parallel_rl.config import ConfigError, TrainConfig, config_differences, validate
 from parallel_rl.envs import VecEnv
-from parallel_rl.io import MetricsLogger, save_checkpoint, write_json
-from parallel_rl.io.checkpoint import policy_spec
+from parallel_rl.io import MetricsLogger, load_checkpoint, save_checkpoint, write_json
+from parallel_rl.io.checkpoint import policy_spec, resolve_resume, rotate_checkpoints, step_checkpoint_path
 from parallel_rl.nets import Actor, DeployedPolicy, EnsembleCritic, RunningNorm
 from parallel_rl.runtime import distributed
 from parallel_rl.runtime.accel import configure_backends
 from parallel_rl.runtime.components import ActorComponent, PLearner, VLearner
 from parallel_rl.runtime.distributed import DistContext
+from parallel_rl.runtime.guards import StopSignals, TrainingInterrupted, check_finite
 from parallel_rl.runtime.modes import FreeMode, PipelinedMode, SequentialMode, free_bound, free_reserve
 from parallel_rl.runtime.scheduler import RatioScheduler
 from parallel_rl.runtime.streams import Channel, Lane
@@ -153,6 +159,8 @@ class Trainer:
         # total_env_steps counts transitions over all ranks; num_envs is per rank.
         self.total_iterations = math.ceil(cfg.total_env_steps / (cfg.num_envs * self.dist.world_size))
         self._eval_env: VecEnv | None = None
+        # Where the run is: iterations done, training seconds so far, best return at a checkpoint (resumed too).
+        self.progress: dict[str, float] = {"iteration": 0, "wall_seconds": 0.0, "best_return": -math.inf}
         if s.mode == "sequential":
             self.runtime = SequentialMode(self)
         elif s.mode == "pipelined":
@@ -203,6 +211,66 @@ class Trainer:
             "scheduler": self.scheduler.state_dict(),
         }
 
+    def state_dict(self) -> dict[str, Any]:
+        """The whole training state: ``checkpoint_payload`` (what a deployed policy needs) plus optimizers, RNGs,
+        channels, actor, learners, env (when it can save itself), scheduler and optionally the buffer."""
+        self.runtime.quiesce()
+        env_state = self.env.state_dict() if hasattr(self.env, "state_dict") else None
+        return {
+            **self.checkpoint_payload(),
+            "actor_state": self.actor.state_dict(),
+            "vlearner_state": self.vlearner.state_dict(),
+            "plearner_state": self.plearner.state_dict(),
+            "channels": [c.state_dict() for c in self.channels],
+            "runtime": self.runtime.state_dict(),
+            "env": env_state,
+            "buffer": self.buffer.state_dict() if self.cfg.checkpoint_buffer else None,
+            "rng": {
+                "torch": torch.get_rng_state(),
+                "numpy": np.random.get_state(),
+                "python": random.getstate(),
+                "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+            },  # fmt: skip
+            "progress": dict(self.progress),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Continue the run saved in ``state`` (see ``state_dict``); the configs must agree (``--resume``)."""
+        diffs = config_differences(state["config"], self.cfg)
+        if diffs:
+            raise ConfigError("cannot resume: the checkpoint was trained with another configuration:\n  "
+                              + "\n  ".join(diffs))  # fmt: skip
+        self.policy.load_state_dict(state["actor"])
+        self.critic.load_state_dict(state["critic"])
+        self.vlearner.critic_target.load_state_dict(state["critic_target"])
+        self.normalizer.load_state_dict(state["normalizer"])
+        if self.critic_normalizer is not None:
+            self.critic_normalizer.load_state_dict(state["critic_normalizer"])
+        self.vlearner.load_state_dict(state["vlearner_state"])
+        self.plearner.load_state_dict(state["plearner_state"])
+        for channel, saved in zip(self.channels, state["channels"], strict=True):
+            channel.load_state_dict(saved)
+        env_restored = state["env"] is not None and hasattr(self.env, "load_state_dict")
+        if env_restored:
+            self.env.load_state_dict(state["env"])
+        else:
+            print("resume: this env cannot save its state; envs restart from a reset", file=sys.stderr)
+        self.actor.load_state_dict(state["actor_state"], env_restored)
+        if state["buffer"] is not None:
+            self.buffer.load_state_dict(state["buffer"])
+        else:
+            print("resume: the checkpoint holds no replay buffer (--checkpoint-buffer); refilling it from new "
+                  "experience", file=sys.stderr)  # fmt: skip
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.runtime.load_state_dict(state["runtime"])
+        rng = state["rng"]
+        torch.set_rng_state(rng["torch"])
+        np.random.set_state(rng["numpy"])
+        random.setstate(rng["python"])
+        if rng["cuda"] is not None and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(rng["cuda"])
+        self.progress.update(state["progress"])
+
     def metrics(self) -> dict[str, float]:
         world = self.dist.world_size  # an update of every rank uses world x batch_size samples
         out = self.scheduler.realised(self.cfg.num_envs * world, self.cfg.buffer.batch_size * world)
@@ -212,13 +280,33 @@ class Trainer:
         out.update(self.runtime.wait_metrics())
         return out
 
-    def run(self, run_dir: str | Path | None = None) -> dict[str, Any]:
-        """Train for ``total_env_steps``; write config, metrics, checkpoint and summary under ``run_dir``.
+    def _save(self, run_dir: Path, row: dict[str, float]) -> Path:
+        """A periodic checkpoint (after the finite checks passed), the newest ``keep_checkpoints`` kept, and
+        best.pt when the latest return is the best so far."""
+        path = save_checkpoint(step_checkpoint_path(run_dir, self.scheduler.env_steps * self._per_iteration),
+                               self.state_dict())  # fmt: skip
+        rotate_checkpoints(run_dir, self.cfg.keep_checkpoints)
+        ret = row.get("eval_return", row.get("episode_return", math.nan))
+        if math.isfinite(ret) and ret > self.progress["best_return"]:
+            self.progress["best_return"] = ret
+            shutil.copyfile(path, path.parent / "best.pt")
+        return path
 
-        With several ranks every rank trains; rank 0 alone logs, evaluates and writes files."""
+    def run(self, run_dir: str | Path | None = None) -> dict[str, Any]:
+        """Train for ``total_env_steps``; write config, metrics, checkpoints and summary under ``run_dir``.
+
+        With several ranks every rank trains; rank 0 alone logs, evaluates and writes files. SIGINT/SIGTERM save a
+        checkpoint and raise ``TrainingInterrupted``; NaN/Inf raise ``NonFiniteError`` before any checkpoint is
+        written over the last good one."""
         cfg, main = self.cfg, self.dist.is_main
-        per_iteration = cfg.num_envs * self.dist.world_size  # transitions per vectorized step, all ranks
+        per_iteration = self._per_iteration = cfg.num_envs * self.dist.world_size
         run_dir = Path(run_dir or cfg.run_dir or default_run_dir(cfg))
+        if cfg.resume:
+            path = resolve_resume(cfg.resume, run_dir)
+            self.load_state_dict(load_checkpoint(path, map_location=self.device))
+            if main:
+                print(f"resumed from {path} at env step {self.scheduler.env_steps * per_iteration}", file=sys.stderr)
+        first = int(self.progress["iteration"]) + 1
         logger = bar = None
         if main:
             run_dir.mkdir(parents=True, exist_ok=True)
@@ -226,49 +314,67 @@ class Trainer:
                                                  "world_size": self.dist.world_size})  # fmt: skip
             logger = MetricsLogger(run_dir)
             bar = _progress(self.total_iterations * per_iteration, cfg.progress)
-        start = last_time = time.perf_counter()
-        last_steps = last_updates = 0
+            if bar is not None:
+                bar.update((first - 1) * per_iteration)
+        start = last_time = time.perf_counter() - self.progress["wall_seconds"]
+        last_steps, last_updates = first - 1, self.scheduler.critic_updates + self.scheduler.policy_updates
         eval_seconds = 0.0  # excluded from wall_seconds, which is training time
         eval_period = max(1, cfg.eval_every // per_iteration) if cfg.eval_every > 0 else 0
+        ckpt_period = max(1, cfg.checkpoint_every // per_iteration) if cfg.checkpoint_every > 0 else 0
         last_return = float("nan")  # episodes end in bursts; show the latest mean rather than flicker to nan
         stopped_early = False
+        signals = StopSignals()
         try:
-            for it in range(1, self.total_iterations + 1):
-                self.iteration()
-                out_of_time = cfg.max_wall_seconds > 0 and time.perf_counter() - start - eval_seconds >= (
-                    cfg.max_wall_seconds
-                )
-                if cfg.max_wall_seconds > 0:
-                    out_of_time = distributed.agree(out_of_time, self.dist)  # ranks stop at the same step
-                last = it == self.total_iterations or out_of_time
-                if last:
-                    self.finish()
-                evaluate_now = eval_period > 0 and (it % eval_period == 0 or last)
-                if main and (it % cfg.log_every == 0 or last or evaluate_now):
-                    now = time.perf_counter()
-                    sched = self.scheduler
-                    updates = sched.critic_updates + sched.policy_updates
-                    row = self.metrics()
-                    row["env_steps_per_s"] = (it - last_steps) * per_iteration / max(now - last_time, 1e-9)
-                    row["updates_per_s"] = (updates - last_updates) / max(now - last_time, 1e-9)
-                    row["wall_seconds"] = now - start - eval_seconds
-                    if evaluate_now:
-                        stats = self.evaluate(during_run=not last)
-                        row["eval_return"], row["eval_return_std"] = stats["return_mean"], stats["return_std"]
-                        row["eval_episode_length"] = stats["length_mean"]
-                        eval_seconds += time.perf_counter() - now
-                    logger.log(it * per_iteration, row)
-                    last_return = row.get("episode_return", last_return)
-                    if bar is not None:
-                        bar.update((it - last_steps) * per_iteration)
-                        bar.set_postfix(
-                            steps_s=f"{row['env_steps_per_s']:.0f}", upd_s=f"{row['updates_per_s']:.0f}",
-                            ret=f"{last_return:.1f}",
-                        )  # fmt: skip
-                    last_time, last_steps, last_updates = time.perf_counter(), it, updates
-                if out_of_time:
-                    stopped_early = it < self.total_iterations
-                    break
+            with signals:
+                for it in range(first, self.total_iterations + 1):
+                    self.iteration()
+                    self.progress["iteration"] = it
+                    out_of_time = cfg.max_wall_seconds > 0 and time.perf_counter() - start - eval_seconds >= (
+                        cfg.max_wall_seconds
+                    )
+                    if cfg.max_wall_seconds > 0:
+                        out_of_time = distributed.agree(out_of_time, self.dist)  # ranks stop at the same step
+                    interrupted = signals.received is not None
+                    if self.dist.enabled:
+                        interrupted = distributed.agree(interrupted, self.dist)  # every rank saves and stops
+                    last = it == self.total_iterations or out_of_time or interrupted
+                    if it == self.total_iterations or out_of_time:
+                        self.finish()  # an interrupted run keeps its pending work in the checkpoint instead
+                    evaluate_now = eval_period > 0 and (it % eval_period == 0 or last) and not interrupted
+                    checkpoint_now = ckpt_period > 0 and it % ckpt_period == 0 or interrupted
+                    if main and (it % cfg.log_every == 0 or last or evaluate_now or checkpoint_now):
+                        now = time.perf_counter()
+                        sched = self.scheduler
+                        updates = sched.critic_updates + sched.policy_updates
+                        row = self.metrics()
+                        check_finite(row, {"critic": self.critic, "actor": self.policy}, self.actor.env_nonfinite,
+                                     (last_steps * per_iteration, it * per_iteration))  # fmt: skip
+                        row["env_steps_per_s"] = (it - last_steps) * per_iteration / max(now - last_time, 1e-9)
+                        row["updates_per_s"] = (updates - last_updates) / max(now - last_time, 1e-9)
+                        row["wall_seconds"] = now - start - eval_seconds
+                        self.progress["wall_seconds"] = row["wall_seconds"]
+                        if evaluate_now:
+                            stats = self.evaluate(during_run=not last)
+                            row["eval_return"], row["eval_return_std"] = stats["return_mean"], stats["return_std"]
+                            row["eval_episode_length"] = stats["length_mean"]
+                            eval_seconds += time.perf_counter() - now
+                        logger.log(it * per_iteration, row)
+                        last_return = row.get("episode_return", last_return)
+                        if checkpoint_now:
+                            saved = self._save(run_dir, row)
+                        if bar is not None:
+                            bar.update((it - last_steps) * per_iteration)
+                            bar.set_postfix(
+                                steps_s=f"{row['env_steps_per_s']:.0f}", upd_s=f"{row['updates_per_s']:.0f}",
+                                ret=f"{last_return:.1f}",
+                            )  # fmt: skip
+                        last_time, last_steps, last_updates = time.perf_counter(), it, updates
+                    if interrupted:
+                        signum = signals.received or signal.SIGTERM
+                        raise TrainingInterrupted(signum, it * per_iteration, str(saved) if main else "")
+                    if out_of_time:
+                        stopped_early = it < self.total_iterations
+                        break
         finally:
             self.runtime.close()
             if bar is not None:
@@ -296,7 +402,7 @@ class Trainer:
         if not main:
             return summary
         eval_stats = self.evaluate()
-        ckpt = save_checkpoint(run_dir / "checkpoints" / "final.pt", self.checkpoint_payload())
+        ckpt = save_checkpoint(run_dir / "checkpoints" / "final.pt", self.state_dict())
         summary.update({
             "final_eval_return": eval_stats["return_mean"],
             "final_eval_return_std": eval_stats["return_std"],
