@@ -77,5 +77,10 @@ def main(args: list[str] | None = None) -> dict:
     return stats
 
 
-if __name__ == "__main__":
+def cli() -> None:
+    """Console-script entry point (the JSON goes to stdout; the exit status says whether it worked)."""
     main()
+
+
+if __name__ == "__main__":
+    cli()
