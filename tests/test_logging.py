@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import shutil
 import subprocess
 import time
 from pathlib import Path
@@ -88,6 +89,20 @@ def test_code_version_outside_git(tmp_path, monkeypatch):
     monkeypatch.setenv("PARALLEL_RL_GIT_COMMIT", "abc123")
     info, diff = code_version(tmp_path)
     assert diff is None and info["git"] is False and info["commit"] == "abc123"
+
+
+def test_code_version_ignores_an_enclosing_repository(tmp_path):
+    """An installed copy inside some other repository (a venv in a project dir) is not that repository's code."""
+    if shutil.which("git") is None:
+        pytest.skip("git is not installed")
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    subprocess.run(["git", "-C", str(tmp_path), "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q",
+                    "--allow-empty", "-m", "init"], check=True)  # fmt: skip
+    package = tmp_path / ".venv" / "site-packages" / "parallel_rl"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    info, diff = code_version(package)
+    assert info["git"] is False and diff is None
 
 
 def test_flatten_hparams_accepts_what_tensorboard_takes():

@@ -72,6 +72,8 @@ def code_version(source_dir: str | Path | None = None) -> tuple[dict[str, Any], 
     try:
         root = Path(_git(source, "rev-parse", "--show-toplevel").strip())
         commit = _git(root, "rev-parse", "HEAD").strip()
+        # A package installed into a virtualenv that sits inside some repository is not that repository's code.
+        _git(source, "ls-files", "--error-unmatch", "__init__.py")
     except (OSError, subprocess.SubprocessError) as e:
         reason = "git is not installed" if isinstance(e, FileNotFoundError) else "not a git checkout with a commit"
         info.update(git=False, commit=os.environ.get(CODE_COMMIT_ENV), reason=reason)

@@ -41,6 +41,7 @@ class Mp4Writer:
         self.stream = None
         self.size: tuple[int, int] | None = None
         self.frames = 0
+        self.closed = False
 
     def add(self, frame: np.ndarray) -> None:
         frame = np.asarray(frame)
@@ -69,13 +70,17 @@ class Mp4Writer:
         for packet in self.stream.encode(None):  # the encoder holds back frames until flushed
             self.container.mux(packet)
         self.container.close()
+        self.closed = True
         self.tmp.replace(self.path)
         return {"path": str(self.path), "frames": self.frames, "width": self.stream.width,
                 "height": self.stream.height}  # fmt: skip
 
     def abort(self) -> None:
-        self.container.close()
-        self.tmp.unlink(missing_ok=True)
+        """Drop the partial file (a finished video stays)."""
+        if not self.closed:
+            self.container.close()
+            self.closed = True
+            self.tmp.unlink(missing_ok=True)
 
     def __enter__(self) -> Mp4Writer:
         return self
