@@ -34,7 +34,7 @@ def render_frame(env: VecEnv, env_index: int, width: int, height: int) -> np.nda
     return frame
 
 
-@torch.inference_mode()
+@torch.no_grad()  # not inference_mode: env state made here must stay usable (in place) afterwards
 def evaluate_episodes(
     policy: torch.nn.Module,
     env: VecEnv,

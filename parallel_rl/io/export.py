@@ -37,15 +37,15 @@ def export_onnx(policy: DeployedPolicy, path: str | Path, metadata: dict[str, An
     """Write ``policy`` as a single self-contained ONNX file (weights inside, no side ``.data`` file)."""
     try:
         import onnx
+        import onnxscript  # noqa: F401  (torch's exporter imports it; fail here with the install hint instead)
     except ImportError as e:
-        raise ImportError("ONNX export needs onnx and onnxscript: pip install 'parallel-rl[export]'") from e
+        raise ImportError(f"ONNX export needs onnx and onnxscript ({e}): pip install 'parallel-rl[export]'") from e
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     policy = policy.cpu().eval()
     example = torch.zeros(2, policy.normalizer.mean.numel())
     batch = torch.export.Dim("batch")
     # The torch.export-based exporter is the maintained one (the TorchScript-based exporter is deprecated). Its
-    # progress messages go to stdout, which we keep clean for the CLI's report.
     # progress messages go to stdout, which we keep clean for the CLI's report; its registry warns about
     # torchvision operators, which a policy never uses.
     registry_log = logging.getLogger("torch.onnx._internal.exporter._registration")
