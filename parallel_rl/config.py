@@ -118,6 +118,26 @@ class SpeedConfig:
 
 
 @dataclass(frozen=True)
+class LoggingConfig:
+    """Where metrics go besides metrics.csv (always written) and what is recorded about the run."""
+
+    tensorboard: bool = True
+    """Write TensorBoard event files (scalars and the hyperparameters) under <run_dir>/tensorboard."""
+    wandb: bool = False
+    """Also log to Weights & Biases (pip install 'parallel-rl[wandb]'); its files go under <run_dir>/wandb."""
+    wandb_project: str = "parallel_rl"
+    """W&B project."""
+    wandb_entity: str | None = None
+    """W&B entity (user or team); default: your W&B default entity."""
+    wandb_group: str | None = None
+    """W&B group, e.g. one per sweep or per seed set."""
+    wandb_mode: Literal["online", "offline"] = "online"
+    """'offline' writes the W&B run locally only (upload later with `wandb sync <run_dir>/wandb/offline-run-*`)."""
+    record_code_version: bool = True
+    """Record the git commit and the uncommitted diff of the code in code_version.json and code.diff."""
+
+
+@dataclass(frozen=True)
 class TrainConfig:
     """Train an off-policy agent on a vectorized task."""
 
@@ -162,6 +182,7 @@ class TrainConfig:
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     buffer: BufferConfig = field(default_factory=BufferConfig)
     speed: SpeedConfig = field(default_factory=SpeedConfig)
+    logging: LoggingConfig = field(default_factory=LoggingConfig)
 
 
 class ConfigError(ValueError):
@@ -262,6 +283,7 @@ def suggest(name: str, choices: list[str] | tuple[str, ...]) -> str:
 RESUME_MAY_CHANGE = frozenset({
     "total_env_steps", "run_dir", "progress", "log_every", "eval_every", "eval_envs", "max_wall_seconds",
     "checkpoint_every", "keep_checkpoints", "checkpoint_buffer", "resume", "torch_threads", "device",
+    *(f.name for f in dataclasses.fields(LoggingConfig)),
 })  # fmt: skip
 
 

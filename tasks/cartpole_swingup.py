@@ -27,9 +27,11 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 
 from parallel_rl.envs import TorchVecEnv, angle_normalize
+from parallel_rl.envs.draw import Canvas, env_state
 
 GRAVITY = 9.8
 MASS_CART = 1.0
@@ -42,6 +44,9 @@ TRACK_LIMIT = 3.0
 
 
 class CartpoleSwingup(TorchVecEnv):
+    render_fps = 1 / (SUBSTEP_DT * SUBSTEPS)
+    """Control steps per second of simulated time (real-time playback of evaluation videos)."""
+
     def __init__(self, num_envs: int, device: str | torch.device = "cpu", seed: int = 0, **kwargs) -> None:
         super().__init__(
             num_envs, obs_dim=5, act_dim=1, action_low=-1.0, action_high=1.0,
@@ -81,3 +86,19 @@ class CartpoleSwingup(TorchVecEnv):
         reward = upright * centered * small_control * small_velocity
         terminated = ~torch.isfinite(th)
         return torch.stack([x, th, xd, thd], dim=-1), reward, terminated
+
+    def render(self, env_index: int = 0, width: int = 320, height: int = 240) -> np.ndarray:
+        """Env ``env_index`` as uint8 RGB [height, width, 3]: track with its walls, cart, pole (positive theta leans
+        towards +x)."""
+        x, th = env_state(self.state, env_index)[:2]
+        pole = 2 * HALF_LENGTH
+        # Show the whole track horizontally and the pole's full circle vertically, whatever the aspect ratio.
+        extent = max((TRACK_LIMIT + 0.4) * height / width, pole + 0.3)
+        canvas = Canvas(width, height, extent=extent)
+        canvas.segment((-TRACK_LIMIT - 0.2, 0.0), (TRACK_LIMIT + 0.2, 0.0), 0.03, (120, 120, 120))
+        for wall in (-TRACK_LIMIT - 0.2, TRACK_LIMIT + 0.2):
+            canvas.rectangle((wall, 0.0), (0.04, 0.25), (80, 80, 80))
+        canvas.rectangle((x, 0.0), (0.2, 0.1), (60, 90, 160))
+        canvas.segment((x, 0.0), (x + pole * math.sin(th), pole * math.cos(th)), 0.06, (204, 150, 77))
+        canvas.circle((x, 0.0), 0.035, (40, 40, 40))
+        return canvas.to_uint8()

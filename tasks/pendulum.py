@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 
 from parallel_rl.envs import TorchVecEnv, angle_normalize
+from parallel_rl.envs.draw import Canvas, env_state
 
 MAX_SPEED = 8.0
 MAX_TORQUE = 2.0
@@ -21,6 +23,9 @@ L = 1.0
 
 class Pendulum(TorchVecEnv):
     """State is (theta, theta_dot); theta = 0 is upright. Observation (cos theta, sin theta, theta_dot)."""
+
+    render_fps = 1 / DT
+    """Control steps per second of simulated time (real-time playback of evaluation videos)."""
 
     def __init__(self, num_envs: int, device: str | torch.device = "cpu", seed: int = 0, **kwargs) -> None:
         super().__init__(
@@ -44,3 +49,12 @@ class Pendulum(TorchVecEnv):
         new_th = th + new_thdot * DT
         terminated = torch.zeros_like(th, dtype=torch.bool)
         return torch.stack([new_th, new_thdot], dim=-1), -cost, terminated
+
+    def render(self, env_index: int = 0, width: int = 320, height: int = 240) -> np.ndarray:
+        """The pendulum of env ``env_index`` as uint8 RGB [height, width, 3]; upright (theta = 0) points up."""
+        th = env_state(self.state, env_index)[0]
+        canvas = Canvas(width, height, extent=1.25 * L)
+        tip = (-L * math.sin(th), L * math.cos(th))  # theta grows counter-clockwise, as Gymnasium draws it
+        canvas.segment((0.0, 0.0), tip, 0.2 * L, (204, 77, 77))
+        canvas.circle((0.0, 0.0), 0.05 * L, (40, 40, 40))
+        return canvas.to_uint8()

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 
 from parallel_rl.envs import TorchVecEnv
+from parallel_rl.envs.draw import Canvas, env_state
 
 LINKS = (0.4, 0.3, 0.2)
 GAIN = 10.0
@@ -23,6 +25,9 @@ DT = 0.05
 
 
 class Reacher3(TorchVecEnv):
+    render_fps = 1 / DT
+    """Control steps per second of simulated time (real-time playback of evaluation videos)."""
+
     def __init__(self, num_envs: int, device: str | torch.device = "cpu", seed: int = 0, **kwargs) -> None:
         super().__init__(
             num_envs, obs_dim=13, act_dim=3, action_low=-1.0, action_high=1.0,
@@ -54,3 +59,20 @@ class Reacher3(TorchVecEnv):
         reward = -distance - 0.01 * (action**2).sum(-1)
         terminated = torch.zeros_like(distance, dtype=torch.bool)
         return torch.cat([q, qd, target], dim=-1), reward, terminated
+
+    def render(self, env_index: int = 0, width: int = 320, height: int = 240) -> np.ndarray:
+        """Env ``env_index`` seen from above as uint8 RGB [height, width, 3]: the arm, its joints and the target."""
+        state = env_state(self.state, env_index)
+        q, target = state[:3], state[6:8]
+        canvas = Canvas(width, height, extent=1.05 * sum(LINKS))
+        canvas.circle((0.0, 0.0), sum(LINKS), (232, 232, 226))  # the reachable disc
+        canvas.circle(tuple(target), 0.05, (200, 60, 60))
+        joint, phi = (0.0, 0.0), 0.0
+        for link, angle in zip(LINKS, q):
+            phi += angle
+            end = (joint[0] + link * math.cos(phi), joint[1] + link * math.sin(phi))
+            canvas.segment(joint, end, 0.04, (60, 90, 160))
+            canvas.circle(joint, 0.03, (40, 40, 40))
+            joint = end
+        canvas.circle(joint, 0.025, (230, 170, 40))  # fingertip
+        return canvas.to_uint8()

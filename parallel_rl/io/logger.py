@@ -1,21 +1,41 @@
-"""Run metrics to a CSV (always) and TensorBoard (when installed); rows are written only at logging intervals."""
+"""Run metrics to a CSV (always), TensorBoard (by default) and Weights & Biases (optional).
+
+Rows are written only at logging intervals. The hyperparameters go into the TensorBoard event file through the
+HParams plugin's summaries, so TensorBoard's HPARAMS tab can compare runs by config.
+"""
 
 from __future__ import annotations
 
 import csv
 import json
+import math
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+HPARAM_METRICS = ("final_eval_return", "eval_return", "episode_return")
+"""Scalar tags the HParams tab shows next to each run's hyperparameters."""
+
 
 class MetricsLogger:
-    """Appends one row per ``log`` call to ``metrics.csv`` and the same scalars to TensorBoard.
+    """Appends one row per ``log`` call to ``metrics.csv`` and sends the same scalars to TensorBoard and W&B.
 
     The CSV header is fixed by the first row; later rows with new keys get them in a wider rewrite (rare: it only
     happens when a metric first appears, e.g. the first finished episode).
+
+    ``hparams`` (flat name -> int/float/str/bool, see ``flatten_hparams``) are written once to TensorBoard.
+    ``wandb_run`` is a run from ``wandb.init`` (see ``parallel_rl.io.run_record.init_wandb``); the logger logs to
+    it and finishes it on ``close``.
     """
 
-    def __init__(self, run_dir: str | Path, tensorboard: bool = True) -> None:
+    def __init__(
+        self,
+        run_dir: str | Path,
+        tensorboard: bool = True,
+        hparams: Mapping[str, Any] | None = None,
+        wandb_run: Any | None = None,
+        hparam_metrics: tuple[str, ...] = HPARAM_METRICS,
+    ) -> None:
         self.run_dir = Path(run_dir)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.csv_path = self.run_dir / "metrics.csv"
@@ -27,6 +47,8 @@ class MetricsLogger:
                 self.fields = list(reader.fieldnames or [])
                 self.rows = list(reader)
         self.writer = None
+        self.wandb_run = wandb_run
+        self._hparams_written = False
         if tensorboard:
             try:
                 from torch.utils.tensorboard import SummaryWriter
@@ -34,6 +56,19 @@ class MetricsLogger:
                 self.writer = SummaryWriter(log_dir=str(self.run_dir / "tensorboard"))
             except ImportError:  # tensorboard is a dependency, but a stripped install still trains
                 self.writer = None
+        if self.writer is not None and hparams:
+            self._write_hparams(dict(hparams), hparam_metrics)
+
+    def _write_hparams(self, hparams: dict[str, Any], metrics: tuple[str, ...]) -> None:
+        """Experiment and session-start summaries in the run's own event file (``SummaryWriter.add_hparams``
+        would start a second run in a subdirectory instead)."""
+        from torch.utils.tensorboard.summary import hparams as hparams_summaries
+
+        experiment, session_start, self._session_end = hparams_summaries(hparams, dict.fromkeys(metrics, 0.0))
+        file_writer = self.writer._get_file_writer()
+        file_writer.add_summary(experiment)
+        file_writer.add_summary(session_start)
+        self._hparams_written = True
 
     def log(self, step: int, metrics: dict[str, float]) -> None:
         row = {"env_step": step, **metrics}
@@ -48,6 +83,19 @@ class MetricsLogger:
         if self.writer is not None:
             for key, value in metrics.items():
                 self.writer.add_scalar(key, value, step)
+        if self.wandb_run is not None:
+            self.wandb_run.log({"env_step": step, **metrics}, step=step)
+
+    def log_final(self, step: int, values: Mapping[str, Any]) -> None:
+        """End-of-run numbers (e.g. ``final_eval_return``): scalars in TensorBoard at ``step`` (so the HParams tab
+        shows them) and the W&B run summary. Non-numeric values are skipped for TensorBoard."""
+        numbers = {k: float(v) for k, v in values.items()
+                   if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)}  # fmt: skip
+        if self.writer is not None:
+            for key, value in numbers.items():
+                self.writer.add_scalar(key, value, step)
+        if self.wandb_run is not None:
+            self.wandb_run.summary.update(dict(values))
 
     def _rewrite(self) -> None:
         with self.csv_path.open("w", newline="") as f:
@@ -57,8 +105,32 @@ class MetricsLogger:
 
     def close(self) -> None:
         if self.writer is not None:
+            if self._hparams_written:
+                self.writer._get_file_writer().add_summary(self._session_end)
+                self._hparams_written = False
             self.writer.flush()
             self.writer.close()
+            self.writer = None
+        if self.wandb_run is not None:
+            self.wandb_run.finish()
+            self.wandb_run = None
+
+
+def flatten_hparams(config: Mapping[str, Any], prefix: str = "") -> dict[str, int | float | str | bool]:
+    """Nested config -> ``{"agent/gamma": 0.99, ...}`` with values TensorBoard's HParams plugin accepts (sequences
+    and None become strings)."""
+    flat: dict[str, int | float | str | bool] = {}
+    for key, value in config.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            flat.update(flatten_hparams(value, prefix=f"{name}/"))
+        elif isinstance(value, (bool, int, float, str)):
+            flat[name] = value
+        elif isinstance(value, (list, tuple)):
+            flat[name] = json.dumps(list(value))
+        else:
+            flat[name] = str(value)
+    return flat
 
 
 def write_json(path: str | Path, data: dict[str, Any]) -> None:

@@ -21,7 +21,7 @@ from parallel_rl.algos import get_algorithm
 from parallel_rl.buffer import ReplayBuffer
 from parallel_rl.config import ConfigError, TrainConfig, config_differences, validate
 from parallel_rl.envs import VecEnv
-from parallel_rl.io import MetricsLogger, load_checkpoint, save_checkpoint, write_json
+from parallel_rl.io import load_checkpoint, open_run_logger, save_checkpoint, write_json
 from parallel_rl.io.checkpoint import policy_spec, resolve_resume, rotate_checkpoints, step_checkpoint_path
 from parallel_rl.nets import Actor, DeployedPolicy, EnsembleCritic, RunningNorm
 from parallel_rl.runtime import distributed
@@ -312,7 +312,8 @@ class Trainer:
             run_dir.mkdir(parents=True, exist_ok=True)
             write_json(run_dir / "config.json", {**dataclasses.asdict(cfg), "resolved_device": str(self.device),
                                                  "world_size": self.dist.world_size})  # fmt: skip
-            logger = MetricsLogger(run_dir)
+            logger = open_run_logger(run_dir, cfg, extra={"resolved_device": str(self.device),
+                                                          "world_size": self.dist.world_size})  # fmt: skip
             bar = _progress(self.total_iterations * per_iteration, cfg.progress)
             if bar is not None:
                 bar.update((first - 1) * per_iteration)
@@ -375,12 +376,14 @@ class Trainer:
                     if out_of_time:
                         stopped_early = it < self.total_iterations
                         break
+        except BaseException:
+            if logger is not None:
+                logger.close()
+            raise
         finally:
             self.runtime.close()
             if bar is not None:
                 bar.close()
-            if logger is not None:
-                logger.close()
         train_seconds = time.perf_counter() - start - eval_seconds
         sched = self.scheduler
         summary = {
@@ -413,6 +416,8 @@ class Trainer:
             "run_dir": str(run_dir),
         })  # fmt: skip
         write_json(run_dir / "summary.json", summary)
+        logger.log_final(summary["env_steps"], summary)
+        logger.close()
         return summary
 
 

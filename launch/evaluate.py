@@ -1,0 +1,86 @@
+"""Evaluate a checkpoint: ``python -m launch.evaluate --checkpoint runs/.../checkpoints/final.pt [--video out.mp4]``.
+
+Runs the deterministic policy (normalizer and action scaling included, as ``parallel_rl.load_policy`` builds it) on
+``--num-envs`` copies of the checkpoint's task and prints return and episode-length statistics as JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass
+
+import tyro
+
+
+@dataclass(frozen=True)
+class EvaluateArgs:
+    """Evaluate a trained policy deterministically; optionally record an MP4 of one env."""
+
+    checkpoint: str
+    """Checkpoint file (e.g. runs/<run>/checkpoints/final.pt)."""
+    num_envs: int = 16
+    """Environments stepped together."""
+    episodes: int | None = None
+    """Episodes in the statistics (default: one per env); envs run ceil(episodes / num_envs) episodes each."""
+    seed: int = 0
+    """Seed of the evaluation envs' reset (the policy itself is deterministic)."""
+    device: str = "cpu"
+    """Device of the env and the policy ('cpu', 'cuda', 'cuda:N')."""
+    task: str | None = None
+    """Task to evaluate on; default: the task in the checkpoint's config."""
+    video: str | None = None
+    """Write an MP4 of env --video-env to this path (needs the env's render() and PyAV: pip install '.[video]')."""
+    video_env: int = 0
+    """Index of the env that is filmed."""
+    video_episodes: int = 1
+    """Episodes of that env in the video."""
+    video_max_frames: int | None = None
+    """Stop filming after this many frames (long episodes); the statistics still cover whole episodes."""
+    width: int = 320
+    """Video frame width in pixels."""
+    height: int = 240
+    """Video frame height in pixels."""
+    fps: float | None = None
+    """Video frame rate; default: the env's control rate (real time), or 30."""
+    out: str | None = None
+    """Also write the statistics JSON to this file."""
+
+
+def main(args: list[str] | None = None) -> dict:
+    import tasks
+    from parallel_rl.config import ConfigError
+    from parallel_rl.io import write_json
+    from parallel_rl.io.evaluation import evaluate_checkpoint
+
+    opts = tyro.cli(EvaluateArgs, args=sys.argv[1:] if args is None else args, description=EvaluateArgs.__doc__)
+    for name in ("num_envs", "video_episodes", "width", "height"):
+        if getattr(opts, name) < 1:
+            print(f"error: --{name.replace('_', '-')} must be >= 1, got {getattr(opts, name)}", file=sys.stderr)
+            raise SystemExit(2)
+    for name in ("episodes", "video_max_frames"):
+        if getattr(opts, name) is not None and getattr(opts, name) < 1:
+            print(f"error: --{name.replace('_', '-')} must be >= 1, got {getattr(opts, name)}", file=sys.stderr)
+            raise SystemExit(2)
+    try:
+        stats = evaluate_checkpoint(
+            opts.checkpoint, tasks.make_env, num_envs=opts.num_envs, episodes=opts.episodes, seed=opts.seed,
+            device=opts.device, video_path=opts.video, video_env=opts.video_env, video_episodes=opts.video_episodes,
+            width=opts.width, height=opts.height, fps=opts.fps, task=opts.task, video_max_frames=opts.video_max_frames,
+        )  # fmt: skip
+    except (ConfigError, FileNotFoundError, ValueError, TypeError, ImportError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        raise SystemExit(2) from None
+    if opts.out:
+        write_json(opts.out, stats)
+    print(json.dumps(stats, indent=2))
+    return stats
+
+
+def cli() -> None:
+    """Console-script entry point (the JSON goes to stdout; the exit status says whether it worked)."""
+    main()
+
+
+if __name__ == "__main__":
+    cli()
