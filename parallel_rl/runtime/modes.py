@@ -114,7 +114,12 @@ class PipelinedMode:
         self.t = trainer
         self.serial = serial
         self.plan: list[int] = []
-        self.pool = None if serial or trainer.device.type == "cuda" else ThreadPoolExecutor(2, "learner")
+        threads = torch.get_num_threads()  # workers use the caller's intra-op thread count: same float reductions
+        self.pool = (
+            None
+            if serial or trainer.device.type == "cuda"
+            else ThreadPoolExecutor(2, "learner", initializer=torch.set_num_threads, initargs=(threads,))
+        )
         self.lanes = [trainer.actor.lane, trainer.vlearner.lane, trainer.plearner.lane]
 
     def _commit(self) -> None:
