@@ -294,7 +294,7 @@ def _train_config(setting: NetSetting, device: torch.device, num_envs: int, cfg:
                               mode=overrides.pop("mode", "sequential"))  # fmt: skip
     agent = AgentConfig(critic_hidden=setting.critic_hidden, actor_hidden=setting.actor_hidden,
                         num_atoms=setting.num_atoms, v_min=NET_V_MIN, v_max=NET_V_MAX)  # fmt: skip
-    rows = 256
+    rows = max(256, 2 * setting.batch_size // num_envs + 1)  # the buffer holds at least two batches
     return TrainConfig(task=NET_TASK, num_envs=num_envs, total_env_steps=num_envs * 10**6, device=str(device),
                        progress=False, seed=cfg.seed, agent=agent, schedule=schedule, speed=speed,
                        buffer=BufferConfig(buffer_size=num_envs * rows, batch_size=setting.batch_size))  # fmt: skip

@@ -116,3 +116,19 @@ def test_trainer_with_asymmetric_critic_observations(tmp_path):
     assert trainer.critic.net[0].weight.shape[1] == 5 + 1  # critic input: critic_obs + action
     assert trainer.buffer.critic_obs is not None and trainer.critic_normalizer.count.item() == 4 * 30
     assert summary["critic_updates"] > 0
+
+
+def test_periodic_evaluation_rows_and_wall_clock_limit(tmp_path):
+    import csv
+
+    import tasks
+    from parallel_rl.runtime import Trainer
+    from tests.conftest import tiny_config
+
+    Trainer(tiny_config(total_env_steps=4 * 50, eval_every=4 * 20), tasks.env_factory("pendulum")).run(tmp_path / "a")
+    rows = [r for r in csv.DictReader((tmp_path / "a" / "metrics.csv").open()) if r.get("eval_return")]
+    assert [int(r["env_step"]) for r in rows] == [80, 160, 200]
+    summary = Trainer(tiny_config(total_env_steps=4 * 10**6, max_wall_seconds=1.0),
+                      tasks.env_factory("pendulum")).run(tmp_path / "b")  # fmt: skip
+    assert summary["stopped_by_time_limit"] and summary["env_steps"] < 4 * 10**6
+    assert (tmp_path / "b" / "checkpoints" / "final.pt").exists()
