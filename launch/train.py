@@ -18,6 +18,7 @@ import tyro
 from parallel_rl.config import ALGOS, ConfigError, TrainConfig, replace_nested, suggest
 from parallel_rl.runtime import train
 from parallel_rl.runtime.guards import NonFiniteError, TrainingInterrupted
+from parallel_rl.scaling.runtable import write_run_dir_table
 
 
 def preset_defaults(args: list[str]) -> TrainConfig:
@@ -68,6 +69,7 @@ def main(args: list[str] | None = None) -> dict:
             raise
         print(f"error: {e}", file=sys.stderr)
         raise SystemExit(2) from None
+    write_run_dir_table(summary["run_dir"])  # the scaling toolkit's long-format rows of this run
     print(
         f"done: {summary['env_steps']} env steps, {summary['critic_updates']} critic / {summary['policy_updates']} "
         f"policy updates in {summary['wall_seconds']:.1f} s; final_eval_return {summary['final_eval_return']:.2f} "

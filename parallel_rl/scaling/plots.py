@@ -1,0 +1,138 @@
+"""PNGs of a ``fit`` output: D_J vs σ with the fitted laws, the data-compute Pareto frontier, σ* vs F with the
+held-out thresholds marked, and B*/η* vs σ. matplotlib is imported here only (the Agg backend, no display)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from parallel_rl.scaling.compute import compute_to_threshold, pareto_mask, sigma_grid
+from parallel_rl.scaling.datalaw import DataLaw
+from parallel_rl.scaling.hyperparams import SharedPowerLaw
+
+
+def _pyplot():
+    try:
+        import matplotlib
+    except ImportError:
+        raise ImportError("plots need matplotlib: pip install 'parallel-rl[scaling]'") from None
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _grid(fits: dict[str, Any], extra: list[float]) -> np.ndarray:
+    lo, hi = fits["utd_range"]
+    return sigma_grid(min([lo, *extra]), max([hi, *extra]), 100)
+
+
+def plot_data_vs_sigma(fits: dict[str, Any], path: Path) -> Path:
+    plt = _pyplot()
+    held = fits.get("held_out") or []
+    grid = _grid(fits, [h["utd"] for h in held])
+    fig, ax = plt.subplots(figsize=(6.5, 4.5))
+    colors = plt.cm.viridis(np.linspace(0, 0.9, max(1, len(fits["data_law"]["per_threshold"]))))
+    m = fits["data_law"]["m"]
+    for color, e in zip(colors, fits["data_law"]["per_threshold"]):
+        pts = [p for p in e["points"] if p["data"] is not None]
+        if pts:
+            ax.errorbar([p["utd"] for p in pts], [p["data"] for p in pts],
+                        yerr=[p["std"] or 0.0 for p in pts], fmt="o", color=color, ms=4, capsize=2)  # fmt: skip
+        if e.get("status") == "fitted":
+            ax.plot(grid, DataLaw(e["a"], e["b"], e["c"], m)(grid), color=color, lw=1.2,
+                    label=f"J={e['threshold']:.0f}: α={e['a']:.2f}, D_min={e['d_min']:.3g}")  # fmt: skip
+            for h in held:
+                if h["threshold"] == e["threshold"] and h["measured"] is not None:
+                    ax.plot(h["utd"], h["measured"], marker="*", ms=12, color=color, mec="k", ls="none")
+    ax.set(xscale="log", yscale="log", xlabel="σ (critic updates per transition)", ylabel="D_J (env steps)",
+           title="Data to reach J vs UTD (stars: held-out σ)")  # fmt: skip
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def plot_pareto(fits: dict[str, Any], path: Path) -> Path:
+    plt = _pyplot()
+    grid = _grid(fits, [])
+    batch = SharedPowerLaw(fits["batch_law"]["exponent"], fits["batch_law"]["coefficients"])
+    fig, ax = plt.subplots(figsize=(6.5, 4.5))
+    fitted = [e for e in fits["data_law"]["per_threshold"] if e.get("status") == "fitted"]
+    colors = plt.cm.viridis(np.linspace(0, 0.9, max(1, len(fitted))))
+    k_flops, params = fits.get("k_flops", 10.0), fits["params"]
+    for color, e in zip(colors, fitted):
+        data = DataLaw(e["a"], e["b"], e["c"], fits["data_law"]["m"])(grid)
+        compute = compute_to_threshold(grid, data, batch(grid), params, k_flops)
+        keep = pareto_mask(data, compute)
+        ax.plot(data, compute, color=color, lw=0.8, ls=":")
+        ax.plot(data[keep], compute[keep], color=color, lw=1.8, label=f"J={e['threshold']:.0f}")
+        for s in (grid[0], grid[-1]):
+            i = int(np.argmin(np.abs(grid - s)))
+            ax.annotate(f"σ={s:.3g}", (data[i], compute[i]), fontsize=6, color=color)
+    ax.set(xscale="log", yscale="log", xlabel="D_J (env steps)", ylabel="C_J (FLOPs)",
+           title="Data-compute Pareto frontier (solid: non-dominated)")  # fmt: skip
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def plot_sigma_star(fits: dict[str, Any], path: Path) -> Path | None:
+    b = fits.get("budget")
+    if not b:
+        return None
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6, 4.2))
+    rows = b["table"]
+    for held, style, label in ((False, "o", "fitted thresholds"), (True, "s", "held-out thresholds")):
+        sel = [r for r in rows if r["held_out"] == held]
+        if sel:
+            ax.plot([r["budget_star"] for r in sel], [r["sigma_star"] for r in sel], style, ms=6,
+                    mfc="none" if held else None, label=label)  # fmt: skip
+    f = np.logspace(np.log10(min(r["budget_star"] for r in rows)) - 0.2,
+                    np.log10(max(r["budget_star"] for r in rows)) + 0.2, 50)  # fmt: skip
+    ax.plot(f, b["k"] * f ** b["e"], "k-", lw=1, label=f"σ* = {b['k']:.3g}·F^{b['e']:.3f}")
+    ax.set(xscale="log", yscale="log", xlabel="F* = C + δ·D (FLOPs)", ylabel="σ*", title="Budget-optimal UTD")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def plot_hyperparameters(fits: dict[str, Any], path: Path) -> Path:
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    grid = _grid(fits, [])
+    for ax, key, label in ((axes[0], "batch_law", "B*"), (axes[1], "lr_law", "η*")):
+        law = fits[key]
+        pts = law.get("points", [])
+        for task in sorted({p["task"] for p in pts} | set(law["coefficients"])):
+            sel = [p for p in pts if p["task"] == task]
+            if sel:
+                ax.plot([p["utd"] for p in sel], [p["best"] for p in sel], "o", label=f"{task} (bootstrap argmin)")
+            ax.plot(grid, law["coefficients"][task] * grid ** law["exponent"], "-",
+                    label=f"{task}: {law['coefficients'][task]:.3g}·σ^{law['exponent']:.3f}")  # fmt: skip
+        ax.set(xscale="log", yscale="log", xlabel="σ", ylabel=label, title=f"{label}(σ) [{law.get('status', '')[:30]}]")
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def plot_all(fits: dict[str, Any], out_dir: str | Path) -> list[Path]:
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    made = [
+        plot_data_vs_sigma(fits, out_dir / "data_vs_sigma.png"),
+        plot_pareto(fits, out_dir / "pareto.png"),
+        plot_sigma_star(fits, out_dir / "sigma_star_vs_budget.png"),
+        plot_hyperparameters(fits, out_dir / "hyperparameters.png"),
+    ]
+    return [p for p in made if p is not None]

@@ -1,0 +1,232 @@
+"""Run tables: the one long-format CSV the scaling toolkit reads (one row per evaluation of one run).
+
+Columns (``RUN_TABLE_COLUMNS``):
+
+- ``task``, ``algo``, ``seed``;
+- ``utd``: σ, critic updates per environment *transition* (the trainer's ``--utd`` divided by ``--num-envs``), the
+  quantity the scaling laws are written in;
+- ``batch_size``, ``lr`` (the critic's learning rate), ``critic_width`` (widest hidden layer of one critic),
+  ``critic_params`` (parameters of the whole critic ensemble, the N of the compute model);
+- ``env_step`` (transitions so far), ``wall_seconds`` (training time, evaluation excluded), ``return``.
+
+``return`` is the deterministic evaluation return when the run evaluated periodically (``--eval-every``), else the
+mean return of the training episodes that ended in the logging interval.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+RUN_TABLE_COLUMNS = (
+    "task",
+    "algo",
+    "utd",
+    "batch_size",
+    "lr",
+    "critic_width",
+    "critic_params",
+    "seed",
+    "env_step",
+    "wall_seconds",
+    "return",
+)
+RUN_TABLE_NAME = "run_table.csv"
+_FLOAT_COLUMNS = ("utd", "lr", "wall_seconds", "return")
+_INT_COLUMNS = ("batch_size", "critic_width", "critic_params", "seed", "env_step")
+
+
+class RunTableError(ValueError):
+    """A run table or run directory that cannot be read; the message names the file and the missing piece."""
+
+
+@dataclass(frozen=True, order=True)
+class ConfigKey:
+    """One configuration of the sweep grid; its seeds are repetitions of the same experiment."""
+
+    task: str
+    algo: str
+    utd: float
+    batch_size: int
+    lr: float
+    critic_width: int
+    critic_params: int
+
+
+@dataclass
+class Curve:
+    """One run's learning curve: returns at increasing env steps."""
+
+    env_step: np.ndarray
+    returns: np.ndarray
+    wall_seconds: np.ndarray
+
+
+# ---- reading and writing -----------------------------------------------------------------------------------------
+def read_run_table(path: str | Path) -> list[dict[str, Any]]:
+    """Rows with typed values; a missing file or missing columns fail with a message that names them."""
+    path = Path(path)
+    if not path.is_file():
+        raise RunTableError(f"run table not found: {path}")
+    with path.open(newline="") as f:
+        reader = csv.DictReader(f)
+        header = reader.fieldnames or []
+        missing = [c for c in RUN_TABLE_COLUMNS if c not in header]
+        if missing:
+            raise RunTableError(
+                f"{path}: missing column(s) {', '.join(missing)}; a run table needs {', '.join(RUN_TABLE_COLUMNS)}"
+            )
+        rows = []
+        for line, raw in enumerate(reader, start=2):
+            try:
+                rows.append(_typed(raw))
+            except ValueError as e:
+                raise RunTableError(f"{path}, line {line}: {e}") from None
+    return rows
+
+
+def _typed(raw: Mapping[str, str]) -> dict[str, Any]:
+    row: dict[str, Any] = {"task": raw["task"], "algo": raw["algo"]}
+    for col in _FLOAT_COLUMNS:
+        row[col] = _number(raw, col, float)
+    for col in _INT_COLUMNS:
+        row[col] = _number(raw, col, int)
+    return row
+
+
+def _number(raw: Mapping[str, str], col: str, kind: type) -> Any:
+    text = (raw.get(col) or "").strip()
+    try:
+        return kind(float(text)) if kind is int else float(text)
+    except ValueError:
+        raise ValueError(f"column {col!r}: {text!r} is not a number") from None
+
+
+def write_run_table(path: str | Path, rows: Iterable[Mapping[str, Any]]) -> Path:
+    """Write rows (extra keys are dropped) via a temporary file, so a crash never leaves half a table."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    with tmp.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(RUN_TABLE_COLUMNS), extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+    tmp.replace(path)
+    return path
+
+
+def concat_run_tables(paths: Iterable[str | Path]) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    for p in paths:
+        rows.extend(read_run_table(p))
+    return rows
+
+
+# ---- from a finished training run ----------------------------------------------------------------------------------
+def rows_from_run_dir(run_dir: str | Path, critic_params: int | None = None) -> list[dict[str, Any]]:
+    """Turn a finished run directory (config.json, metrics.csv, and the checkpoint for the parameter count) into
+    run-table rows. ``critic_params`` overrides the count read from ``checkpoints/final.pt``."""
+    run_dir = Path(run_dir)
+    cfg_path, metrics_path = run_dir / "config.json", run_dir / "metrics.csv"
+    for p in (cfg_path, metrics_path):
+        if not p.is_file():
+            raise RunTableError(f"{run_dir}: not a finished run directory ({p.name} is missing)")
+    cfg = json.loads(cfg_path.read_text())
+    try:
+        agent, schedule, buffer = cfg["agent"], cfg["schedule"], cfg["buffer"]
+        hidden = list(agent["critic_hidden"])
+        base = {
+            "task": cfg["task"],
+            "algo": cfg["algo"],
+            "utd": float(schedule["utd"]) / int(cfg["num_envs"]),
+            "batch_size": int(buffer["batch_size"]),
+            "lr": float(agent["critic_lr"]),
+            "critic_width": max(hidden) if hidden else 0,
+            "seed": int(cfg["seed"]),
+        }
+    except KeyError as e:
+        raise RunTableError(f"{cfg_path}: missing config field {e.args[0]!r}") from None
+    base["critic_params"] = critic_params if critic_params is not None else critic_param_count_from_checkpoint(run_dir)
+    with metrics_path.open(newline="") as f:
+        metrics = list(csv.DictReader(f))
+    key = "eval_return" if any(_finite(r.get("eval_return")) for r in metrics) else "episode_return"
+    rows = []
+    for r in metrics:
+        if _finite(r.get(key)):
+            rows.append({**base, "env_step": int(float(r["env_step"])),
+                         "wall_seconds": float(r.get("wall_seconds") or "nan"), "return": float(r[key])})  # fmt: skip
+    return rows
+
+
+def _finite(text: str | None) -> bool:
+    try:
+        return text is not None and math.isfinite(float(text))
+    except ValueError:
+        return False
+
+
+def critic_param_count_from_checkpoint(run_dir: str | Path) -> int:
+    """Learnable parameters of the critic ensemble, counted from the saved tensors (weights and biases; registered
+    buffers such as the C51 support are not parameters)."""
+    import torch
+
+    path = Path(run_dir) / "checkpoints" / "final.pt"
+    if not path.is_file():
+        raise RunTableError(f"{run_dir}: no checkpoints/final.pt to count critic parameters from; pass critic_params")
+    state = torch.load(path, map_location="cpu", weights_only=False)["critic"]
+    return int(sum(t.numel() for name, t in state.items() if name.endswith((".weight", ".bias"))))
+
+
+def write_run_dir_table(run_dir: str | Path, critic_params: int | None = None) -> Path:
+    """Write ``run_table.csv`` into a finished run directory; the sweep treats its presence as 'cell done'."""
+    return write_run_table(Path(run_dir) / RUN_TABLE_NAME, rows_from_run_dir(run_dir, critic_params))
+
+
+# ---- grouping and normalising --------------------------------------------------------------------------------------
+def config_key(row: Mapping[str, Any]) -> ConfigKey:
+    return ConfigKey(row["task"], row["algo"], float(row["utd"]), int(row["batch_size"]), float(row["lr"]),
+                     int(row["critic_width"]), int(row["critic_params"]))  # fmt: skip
+
+
+def curves(rows: Iterable[Mapping[str, Any]]) -> dict[ConfigKey, dict[int, Curve]]:
+    """Group rows into learning curves: config -> seed -> curve sorted by env step."""
+    grouped: dict[ConfigKey, dict[int, list[tuple[int, float, float]]]] = defaultdict(lambda: defaultdict(list))
+    for r in rows:
+        grouped[config_key(r)][int(r["seed"])].append(
+            (int(r["env_step"]), float(r["return"]), float(r["wall_seconds"]))
+        )
+    out: dict[ConfigKey, dict[int, Curve]] = {}
+    for key in sorted(grouped):
+        out[key] = {}
+        for seed, points in sorted(grouped[key].items()):
+            points.sort()
+            steps = np.array([p[0] for p in points], dtype=np.int64)
+            if len(np.unique(steps)) != len(steps):
+                raise RunTableError(f"config {key} seed {seed}: the same env_step appears twice (duplicate run?)")
+            out[key][seed] = Curve(steps, np.array([p[1] for p in points]), np.array([p[2] for p in points]))
+    return out
+
+
+def normalize_returns(
+    rows: Iterable[Mapping[str, Any]], ranges: Mapping[str, tuple[float, float]]
+) -> list[dict[str, Any]]:
+    """Map each task's returns onto the 0-1000 scale of the papers: ``lo`` -> 0, ``hi`` -> 1000 (not clipped).
+    Tasks without a range keep their raw returns."""
+    out = []
+    for r in rows:
+        r = dict(r)
+        if r["task"] in ranges:
+            lo, hi = ranges[r["task"]]
+            if not hi > lo:
+                raise ValueError(f"return range of task {r['task']!r}: need lo < hi, got ({lo}, {hi})")
+            r["return"] = 1000.0 * (float(r["return"]) - lo) / (hi - lo)
+        out.append(r)
+    return out
