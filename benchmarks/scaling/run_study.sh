@@ -4,7 +4,7 @@
 # Resumable: rerunning skips finished runs. Run dirs go to $WORK (default /tmp/scaling_study); the committed results
 # (fits, plots, run tables, report) go next to this script.
 set -euo pipefail
-cd "$(dirname "$0")/../.."
+cd "${ROOT:-$(dirname "$0")/../..}"
 HERE=benchmarks/scaling
 WORK=${WORK:-/tmp/scaling_study}
 PY=${PY:-python}
@@ -14,6 +14,8 @@ TRAIN=(--task pendulum --num-envs 8 --critic-hidden 64 64 --actor-hidden 64 64 -
 # i.e. raw returns -800 ... -240; every run that learns crosses them.
 FIT=(--num-thresholds 6 --low-gap 500 --high-gap 150 --resamples 100)
 date -u +"start %FT%TZ"
+mkdir -p "$WORK"
+[ -f "$WORK/started" ] || date +%s > "$WORK/started"
 
 # 1. Hyperparameter sweep (2 seeds): batch {64, 128, 256} at lr 3e-4, and lr {1e-4, 3e-4, 1e-3} at batch 64, at σ = 1/8 and 1/2.
 HYPER=(--sigma 0.125 0.5 --seeds 0 1 --out "$WORK/hyper" --workers "$WORKERS" --max-critic-updates 4000
@@ -21,7 +23,6 @@ HYPER=(--sigma 0.125 0.5 --seeds 0 1 --out "$WORK/hyper" --workers "$WORKERS" --
 $PY -m launch.scaling sweep "${HYPER[@]}" --batch-size 64 128 256 --lr 0.0003 -- "${TRAIN[@]}"
 $PY -m launch.scaling sweep "${HYPER[@]}" --batch-size 64 --lr 0.0001 0.0003 0.001 -- "${TRAIN[@]}"
 $PY -m launch.scaling fit --runs "$WORK/hyper" --out "$HERE/hyper_fits.json" "${FIT[@]}"
-cp "$WORK/hyper/run_table.csv" "$HERE/hyper_run_table_last_sweep.csv"
 
 # 2. σ sweep with batch and lr from the fitted laws (3 seeds), and the held-out σ = 4.
 SIGMA=(--seeds 0 1 2 --out "$WORK/sigma" --workers "$WORKERS" --laws "$HERE/hyper_fits.json" --max-critic-updates 5000
@@ -32,6 +33,8 @@ $PY -m launch.scaling sweep --sigma 4 "${SIGMA[@]}" -- "${TRAIN[@]}"
 # 3. Fit D_J(σ) on σ <= 2, predict σ = 4, plot, report.
 $PY -m launch.scaling fit --runs "$WORK/sigma" --out "$HERE/fits.json" --exclude-sigma 4 "${FIT[@]}"
 $PY -m launch.scaling plot --fits "$HERE/fits.json" --out "$HERE"
+$PY -m launch.scaling plot --fits "$HERE/hyper_fits.json" --out "$WORK/hyper_plots"
+cp "$WORK/hyper_plots/hyperparameters.png" "$HERE/hyperparameters.png"  # the stage-1 laws, not stage 2's constants
 $PY -m launch.scaling predict --fits "$HERE/fits.json" --data 6000 | tee "$HERE/predict_data_6000.txt"
 $PY "$HERE/report.py" --work "$WORK" --out "$HERE"
 date -u +"end %FT%TZ"

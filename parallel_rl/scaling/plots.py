@@ -24,6 +24,18 @@ def _pyplot():
     return plt
 
 
+def _log_axes(ax) -> None:
+    """Log-log axes labelled at 1, 2 and 5 times each power of ten (matplotlib's default labels the minor ticks
+    of short ranges, where they overlap)."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    ax.set(xscale="log", yscale="log")
+    for axis in (ax.xaxis, ax.yaxis):
+        axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+        axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:.3g}"))
+        axis.set_minor_formatter(NullFormatter())
+
+
 def _grid(fits: dict[str, Any], extra: list[float]) -> np.ndarray:
     lo, hi = fits["utd_range"]
     return sigma_grid(min([lo, *extra]), max([hi, *extra]), 100)
@@ -47,7 +59,8 @@ def plot_data_vs_sigma(fits: dict[str, Any], path: Path) -> Path:
             for h in held:
                 if h["threshold"] == e["threshold"] and h["measured"] is not None:
                     ax.plot(h["utd"], h["measured"], marker="*", ms=12, color=color, mec="k", ls="none")
-    ax.set(xscale="log", yscale="log", xlabel="σ (critic updates per transition)", ylabel="D_J (env steps)",
+    _log_axes(ax)
+    ax.set(xlabel="σ (critic updates per transition)", ylabel="D_J (env steps)",
            title="Data to reach J vs UTD (stars: held-out σ)")  # fmt: skip
     ax.legend(fontsize=7)
     fig.tight_layout()
@@ -73,7 +86,8 @@ def plot_pareto(fits: dict[str, Any], path: Path) -> Path:
         for s in (grid[0], grid[-1]):
             i = int(np.argmin(np.abs(grid - s)))
             ax.annotate(f"σ={s:.3g}", (data[i], compute[i]), fontsize=6, color=color)
-    ax.set(xscale="log", yscale="log", xlabel="D_J (env steps)", ylabel="C_J (FLOPs)",
+    _log_axes(ax)
+    ax.set(xlabel="D_J (env steps)", ylabel="C_J (FLOPs)",
            title="Data-compute Pareto frontier (solid: non-dominated)")  # fmt: skip
     ax.legend(fontsize=7)
     fig.tight_layout()
@@ -97,7 +111,8 @@ def plot_sigma_star(fits: dict[str, Any], path: Path) -> Path | None:
     f = np.logspace(np.log10(min(r["budget_star"] for r in rows)) - 0.2,
                     np.log10(max(r["budget_star"] for r in rows)) + 0.2, 50)  # fmt: skip
     ax.plot(f, b["k"] * f ** b["e"], "k-", lw=1, label=f"σ* = {b['k']:.3g}·F^{b['e']:.3f}")
-    ax.set(xscale="log", yscale="log", xlabel="F* = C + δ·D (FLOPs)", ylabel="σ*", title="Budget-optimal UTD")
+    _log_axes(ax)
+    ax.set(xlabel="F* = C + δ·D (FLOPs)", ylabel="σ*", title="Budget-optimal UTD")
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
@@ -118,7 +133,9 @@ def plot_hyperparameters(fits: dict[str, Any], path: Path) -> Path:
                 ax.plot([p["utd"] for p in sel], [p["best"] for p in sel], "o", label=f"{task} (bootstrap argmin)")
             ax.plot(grid, law["coefficients"][task] * grid ** law["exponent"], "-",
                     label=f"{task}: {law['coefficients'][task]:.3g}·σ^{law['exponent']:.3f}")  # fmt: skip
-        ax.set(xscale="log", yscale="log", xlabel="σ", ylabel=label, title=f"{label}(σ) [{law.get('status', '')[:30]}]")
+        _log_axes(ax)
+        status = "fitted" if law.get("status") == "fitted" else "constant: not varied at 2+ σ"
+        ax.set(xlabel="σ", ylabel=label, title=f"{label}(σ) ({status})")
         ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=120)

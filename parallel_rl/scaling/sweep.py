@@ -86,7 +86,8 @@ def run_sweep(
     workers: int = 1, hard_timeout_s: float | None = None, progress: bool = True,
 ) -> list[CellResult]:  # fmt: skip
     """Run every cell not yet done, ``workers`` processes at a time; then write ``out_dir/run_table.csv`` with the
-    rows of every finished cell. Failures are reported, not raised, so one bad cell does not stop the others."""
+    rows of every finished run in ``out_dir/runs``. Failures are reported, not raised, so one bad cell does not stop
+    the others."""
     out_dir = Path(out_dir)
     runs = out_dir / "runs"
     runs.mkdir(parents=True, exist_ok=True)
@@ -138,8 +139,8 @@ def run_sweep(
     finally:
         if bar is not None:
             bar.close()
-    tables = [runs / c.name / RUN_TABLE_NAME for c in cells if (runs / c.name / RUN_TABLE_NAME).is_file()]
-    write_run_table(out_dir / RUN_TABLE_NAME, concat_run_tables(tables))
+    # The directory's table holds every finished run under it, so sweeps that extend a grid add up.
+    write_run_table(out_dir / RUN_TABLE_NAME, concat_run_tables(sorted(runs.glob(f"*/{RUN_TABLE_NAME}"))))
     order = {c.name: i for i, c in enumerate(cells)}
     return sorted(results, key=lambda r: order[r.cell.name])
 
