@@ -280,9 +280,13 @@ def run_fit(args: Fit) -> dict:
     fits = fit_laws(load_rows(args.runs), thresholds, ranges, args.hyper_threshold, args.resamples, args.seed,
                     args.delta, args.k_flops, args.hold_out, args.exclude_sigma)  # fmt: skip
     _write_json(args.out, fits)
-    b, lr = fits["batch_law"], fits["lr_law"]
-    print(f"B*(σ) exponent {b['exponent']:.3f} ({b['status'][:40]}); η*(σ) exponent {lr['exponent']:.3f} "
-          f"({lr['status'][:40]})")  # fmt: skip
+    for name, law in (("B*(σ)", fits["batch_law"]), ("η*(σ)", fits["lr_law"])):
+        coefs = ", ".join(f"{t}: {c:.4g}" for t, c in law["coefficients"].items())
+        print(f"{name} = coefficient·σ^{law['exponent']:.3f} ({coefs}); {law['status']}")
+        edge = [p for p in law["points"] if p["at_edge"] > 0.5]
+        if edge:
+            where = ", ".join(f"σ={p['utd']:g}: {p['best']:.3g}" for p in edge)
+            print(f"  warning: the best value is at the edge of the swept grid ({where}); widen the grid")
     for e in fits["data_law"]["per_threshold"]:
         if e["status"] == "fitted":
             print(f"J={e['threshold']:.4g}: D_J(σ) = {e['d_min']:.4g} + ({e['beta']:.4g}/σ)^{e['alpha']:.3f}")

@@ -90,22 +90,22 @@ def fit_data_law(sigma: Sequence[float], data_norm: Sequence[float], m: float = 
     if len(y) < 3:
         raise ValueError(f"D_J(σ) has 3 parameters; need crossing times at 3 or more σ values, got {len(y)}")
 
-    def best_c(a: float, log_b: float) -> float:
-        return max(0.0, float(np.mean(y - (s / 10**log_b) ** (-a))))
-
     def loss(theta: np.ndarray) -> float:
         a, log_b, c = theta
         pred = c + (s / 10**log_b) ** (-a)
         return float(np.mean((np.log(pred) - np.log(y)) ** 2 if log_space else (pred - y) ** 2))
 
     lo, hi = np.log10(s.min()), np.log10(s.max())
-    grid = []
-    for a, log_b in itertools.product(np.linspace(0.05, 3.0, 60), np.linspace(lo - 4.0, hi + 2.0, 61)):
-        theta = np.array([a, log_b, best_c(a, log_b)])
-        grid.append((loss(theta), theta))
-    grid.sort(key=lambda g: g[0])
+    # Coarse grid over (a, log10 b), all at once; c is the linear least-squares value for each, clipped at 0.
+    a_grid, log_b_grid = np.meshgrid(np.linspace(0.05, 3.0, 60), np.linspace(lo - 4.0, hi + 2.0, 61), indexing="ij")
+    term = (s / 10 ** log_b_grid[..., None]) ** (-a_grid[..., None])  # [a, b, points]
+    c_grid = np.clip(np.mean(y - term, axis=-1), 0.0, None)
+    pred = c_grid[..., None] + term
+    grid_loss = np.mean((np.log(pred) - np.log(y)) ** 2 if log_space else (pred - y) ** 2, axis=-1)
+    order = np.argsort(grid_loss, axis=None)[:8]
+    starts = [np.array([a_grid.flat[i], log_b_grid.flat[i], c_grid.flat[i]]) for i in order]
     bounds = [(1e-3, 10.0), (lo - 12.0, hi + 12.0), (0.0, None)]
-    best = min((minimize(loss, th, method="L-BFGS-B", bounds=bounds) for _, th in grid[:8]), key=lambda r: r.fun)
+    best = min((minimize(loss, th, method="L-BFGS-B", bounds=bounds) for th in starts), key=lambda r: r.fun)
     a, log_b, c = best.x
     return DataLaw(float(a), float(10**log_b), float(c), m, float(best.fun))
 

@@ -163,7 +163,8 @@ def fit_laws(
         law, how = _law_or_constant(points, keys, axis)
         out[name] = {**law.to_json(), "status": how, "threshold": thresholds[hj],
                      "points": [{"task": p.task, "utd": p.utd, "critic_params": p.critic_params, "other": p.other,
-                                 "best": 10**p.log10_best, "resamples": p.resamples} for p in points]}  # fmt: skip
+                                 "best": 10**p.log10_best, "resamples": p.resamples, "at_edge": p.at_edge}
+                                for p in points]}  # fmt: skip
     batch_law = SharedPowerLaw(out["batch_law"]["exponent"], out["batch_law"]["coefficients"])
 
     # Data law per threshold at the most common critic size.

@@ -34,6 +34,9 @@ class ArgminPoint:
     other: float
     log10_best: float
     resamples: int
+    at_edge: float = 0.0
+    """Fraction of resamples whose best value is the smallest or largest swept: then the optimum may lie outside
+    the grid and the law is biased toward the grid's edge."""
 
 
 def bootstrap_argmins(
@@ -57,9 +60,10 @@ def bootstrap_argmins(
         valid = np.isfinite(boot).any(axis=1)
         if not valid.any():
             continue
-        best = np.argmin(np.where(np.isfinite(boot[valid]), boot[valid], np.inf), axis=1)
+        best = np.argmin(boot[valid], axis=1)  # never-reached (+inf) loses to any finite crossing time
         log_best = np.log10(np.array([getattr(keys[i], axis) for i in best], dtype=float))
-        points.append(ArgminPoint(task, utd, params, float(other), float(log_best.mean()), int(valid.sum())))
+        edge = float(np.mean((best == 0) | (best == len(keys) - 1)))
+        points.append(ArgminPoint(task, utd, params, float(other), float(log_best.mean()), int(valid.sum()), edge))
     return points
 
 
