@@ -98,6 +98,9 @@ class Fit:
     transition at the rate the runs paid for update FLOPs."""
     k_flops: float = 10.0
     """FLOPs per critic parameter per sample per update (the papers' 10)."""
+    count_flops: bool = False
+    """Count k_flops from the network shapes of the first run directory under --runs instead (critic and actor
+    forward/backward passes, target critic, delayed actor updates)."""
     hold_out: int = 2
     """Top thresholds left out of the σ*(F) fit to test its extrapolation."""
     exclude_sigma: tuple[float, ...] = ()
@@ -154,7 +157,7 @@ Command = (
 
 
 # ---- sweep ---------------------------------------------------------------------------------------------------------
-def run_sweep_command(args: Sweep, train_args: list[str]) -> dict:
+def run_sweep_command(args: Sweep, train_args: list[str], argv: list[str] | None = None) -> dict:
     from launch.train import parse
     from parallel_rl.config import replace_nested, validate
     from parallel_rl.scaling.hyperparams import round_batch, round_lr
@@ -210,7 +213,8 @@ def run_sweep_command(args: Sweep, train_args: list[str]) -> dict:
         validate(replace_nested(base, overrides))
     hard = 3 * args.max_wall_seconds + 300 if args.max_wall_seconds > 0 else None
     results = run_sweep(cells, args.out, command, args.workers, hard, args.progress)
-    record = {"train_args": train_args, "command": shlex.join(sys.argv), **summarise(results)}
+    command_line = ["python", "-m", "launch.scaling", *(argv or []), "--", *train_args]
+    record = {"train_args": train_args, "command": shlex.join(command_line), **summarise(results)}
     Path(args.out, "sweep.json").write_text(json.dumps(record, indent=2) + "\n")
     print(f"sweep: {record['done']} run, {record['skipped']} already done, {record['failed']} failed; "
           f"run table {Path(args.out, 'run_table.csv')}")  # fmt: skip
@@ -277,8 +281,18 @@ def run_fit(args: Fit) -> dict:
 
     thresholds = list(args.thresholds) or paper_thresholds(args.num_thresholds, args.low_gap, args.high_gap).tolist()
     ranges = {} if args.raw_returns else parse_ranges(args.return_range)
+    k_flops = args.k_flops
+    if args.count_flops:
+        from parallel_rl.scaling.fit import run_table_paths
+        from parallel_rl.scaling.runtable import flops_constant_from_run_dir
+
+        run_dirs = [p.parent for p in run_table_paths(args.runs) if (p.parent / "config.json").is_file()]
+        if not run_dirs:
+            raise ConfigError("--count-flops needs a run directory (with its checkpoint) under --runs")
+        k_flops = flops_constant_from_run_dir(run_dirs[0])
+        print(f"k_flops = {k_flops:.3f} counted from the network shapes of {run_dirs[0]}")
     fits = fit_laws(load_rows(args.runs), thresholds, ranges, args.hyper_threshold, args.resamples, args.seed,
-                    args.delta, args.k_flops, args.hold_out, args.exclude_sigma)  # fmt: skip
+                    args.delta, k_flops, args.hold_out, args.exclude_sigma)  # fmt: skip
     _write_json(args.out, fits)
     for name, law in (("B*(σ)", fits["batch_law"]), ("η*(σ)", fits["lr_law"])):
         coefs = ", ".join(f"{t}: {c:.4g}" for t, c in law["coefficients"].items())
@@ -350,7 +364,7 @@ def main(argv: list[str] | None = None):
     args = tyro.cli(Command, args=argv, description=__doc__)  # type: ignore[call-overload]
     try:
         if isinstance(args, Sweep):
-            return run_sweep_command(args, train_args)
+            return run_sweep_command(args, train_args, argv)
         if train_args:
             raise ConfigError("only `sweep` takes training flags after --")
         return DISPATCH[type(args)](args)

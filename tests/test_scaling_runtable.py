@@ -12,12 +12,14 @@ from scaling_synthetic import config, curve_rows
 
 from launch.scaling import main
 from parallel_rl.runtime import Trainer
+from parallel_rl.scaling.compute import flops_per_param_sample
 from parallel_rl.scaling.crossing import crossing_times, first_crossing, isotonic_increasing, seed_average
 from parallel_rl.scaling.datalaw import DataLaw
 from parallel_rl.scaling.runtable import (
     RUN_TABLE_COLUMNS,
     Curve,
     RunTableError,
+    flops_constant_from_run_dir,
     read_run_table,
     rows_from_run_dir,
     write_run_table,
@@ -86,6 +88,10 @@ def test_a_finished_run_directory_becomes_run_table_rows(tmp_path):
     assert rows[0]["utd"] == cfg.schedule.utd / cfg.num_envs
     assert rows[0]["critic_params"] == sum(p.numel() for p in trainer.critic.parameters())
     assert rows[0]["critic_width"] == 16 and rows[0]["batch_size"] == 16 and rows[0]["lr"] == cfg.agent.critic_lr
+    n_actor = sum(p.numel() for p in trainer.policy.parameters())
+    assert flops_constant_from_run_dir(tmp_path) == pytest.approx(
+        flops_per_param_sample(rows[0]["critic_params"], n_actor, cfg.schedule.policy_ratio)
+    )
     with pytest.raises(RunTableError, match="config.json is missing"):
         rows_from_run_dir(tmp_path / "nowhere")
 

@@ -185,6 +185,23 @@ def critic_param_count_from_checkpoint(run_dir: str | Path) -> int:
     return int(sum(t.numel() for name, t in state.items() if name.endswith((".weight", ".bias"))))
 
 
+def flops_constant_from_run_dir(run_dir: str | Path) -> float:
+    """k_flops of C = k·N·B·σ·D counted from a run's network shapes (critic and actor parameters from its checkpoint,
+    policy updates per critic update from its config); see ``compute.flops_per_param_sample``."""
+    import torch
+
+    from parallel_rl.scaling.compute import flops_per_param_sample
+
+    run_dir = Path(run_dir)
+    path, cfg_path = run_dir / "checkpoints" / "final.pt", run_dir / "config.json"
+    if not path.is_file() or not cfg_path.is_file():
+        raise RunTableError(f"{run_dir}: counting FLOPs needs checkpoints/final.pt and config.json")
+    ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    count = lambda state: int(sum(t.numel() for n, t in state.items() if n.endswith((".weight", ".bias"))))  # noqa: E731
+    ratio = float(json.loads(cfg_path.read_text())["schedule"]["policy_ratio"])
+    return flops_per_param_sample(count(ckpt["critic"]), count(ckpt["actor"]), ratio)
+
+
 def write_run_dir_table(run_dir: str | Path, critic_params: int | None = None) -> Path:
     """Write ``run_table.csv`` into a finished run directory; the sweep treats its presence as 'cell done'."""
     return write_run_table(Path(run_dir) / RUN_TABLE_NAME, rows_from_run_dir(run_dir, critic_params))
