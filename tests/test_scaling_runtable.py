@@ -15,6 +15,7 @@ from parallel_rl.runtime import Trainer
 from parallel_rl.scaling.compute import flops_per_param_sample
 from parallel_rl.scaling.crossing import crossing_times, first_crossing, isotonic_increasing, seed_average
 from parallel_rl.scaling.datalaw import DataLaw
+from parallel_rl.scaling.hyperparams import round_batch, round_lr
 from parallel_rl.scaling.runtable import (
     RUN_TABLE_COLUMNS,
     Curve,
@@ -24,6 +25,7 @@ from parallel_rl.scaling.runtable import (
     rows_from_run_dir,
     write_run_table,
 )
+from parallel_rl.scaling.sweep import env_steps_for, grid_cells
 from tasks import env_factory
 
 
@@ -150,3 +152,17 @@ def test_fit_predict_plot_on_a_synthetic_sweep(tmp_path, capsys):
     assert all(p.stat().st_size > 10_000 for p in made)
     out = capsys.readouterr().out
     assert "critic updates per transition" in out and "held-out σ=8" in out
+
+
+def test_sweep_grid_and_compute_box_by_hand():
+    # 4000 updates at σ = 0.5 -> 8000 transitions; at σ = 8 -> 500, raised to the 1000 floor; rounded up to 8 envs
+    assert env_steps_for(0.5, 32_000, 4000, 1000, 8) == 8000
+    assert env_steps_for(8.0, 32_000, 4000, 1000, 8) == 1000
+    assert env_steps_for(0.01, 32_000, 4000, 1000, 8) == 32_000  # capped by the training length
+    assert env_steps_for(0.3, 1001, 0, 0, 8) == 1008  # no compute box: whole vectorized steps
+    cells = grid_cells([0.25, 1.0], lambda s: round_batch(300 * s**-0.3), lambda s: round_lr(1e-3 * s**0.1), [64],
+                       [0, 1], lambda s: 100)  # fmt: skip
+    # batch 300·0.25^-0.3 = 454.7 -> 448 (multiple of 16); lr 1e-3·0.25^0.1 = 8.7055e-4 -> 8.71e-4 (3 figures)
+    assert [(c.sigma, c.batch_size, c.lr, c.seed) for c in cells] == [
+        (0.25, 448, 0.000871, 0), (0.25, 448, 0.000871, 1), (1.0, 304, 0.001, 0), (1.0, 304, 0.001, 1)
+    ]  # fmt: skip
