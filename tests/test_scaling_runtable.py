@@ -166,3 +166,16 @@ def test_sweep_grid_and_compute_box_by_hand():
     assert [(c.sigma, c.batch_size, c.lr, c.seed) for c in cells] == [
         (0.25, 448, 0.000871, 0), (0.25, 448, 0.000871, 1), (1.0, 304, 0.001, 0), (1.0, 304, 0.001, 1)
     ]  # fmt: skip
+
+
+def test_without_evaluations_training_episode_returns_are_used(tmp_path):
+    cfg = {"task": "pendulum", "algo": "pql", "num_envs": 4, "seed": 3, "schedule": {"utd": 2.0},
+           "buffer": {"batch_size": 32}, "agent": {"critic_lr": 1e-3, "critic_hidden": [128, 64]}}  # fmt: skip
+    (tmp_path / "config.json").write_text(json.dumps(cfg))
+    (tmp_path / "metrics.csv").write_text(
+        "env_step,wall_seconds,episode_return\n100,1.0,\n200,2.0,-900.5\n300,3.0,nan\n400,4.0,-400.0\n"
+    )
+    rows = rows_from_run_dir(tmp_path, critic_params=1234)
+    assert [(r["env_step"], r["return"]) for r in rows] == [(200, -900.5), (400, -400.0)]
+    assert rows[0]["utd"] == 0.5 and rows[0]["critic_width"] == 128 and rows[0]["critic_params"] == 1234
+    assert rows[0]["algo"] == "pql" and rows[0]["seed"] == 3 and rows[0]["wall_seconds"] == 2.0
