@@ -324,12 +324,14 @@ def run_budget(args: Budget) -> dict:
     _write_json(args.out, result)
     print(f"σ*(F) = {result['k']:.4g}·F^{result['e']:.4g} (fitted on thresholds {result['fitted_thresholds']}, "
           f"held out {result['held_out_thresholds']})")  # fmt: skip
-    print(f"{'i':>2} {'J':>7} {'σ*':>8} {'D*':>10} {'C*':>10} {'F*':>10} {'B(σ*)':>7}  held-out")
+    print(f"{'i':>2} {'J':>7} {'σ*':>8} {'D*':>10} {'C*':>10} {'F*':>10} {'B(σ*)':>7} {'k·F*^e':>8}")
     for r in result["table"]:
         j = f"{r['threshold']:.4g}" if "threshold" in r else "-"
+        off = r["sigma_predicted"] / r["sigma_star"] - 1
+        held = f"  held out: law off by {off:+.1%}" if r["held_out"] else ""
         print(f"{r['threshold_index']:>2} {j:>7} {r['sigma_star']:>8.4g} {r['data_star']:>10.4g} "
-              f"{r['compute_star']:>10.4g} {r['budget_star']:>10.4g} {r['batch_at_sigma_star']:>7.1f}  "
-              f"{'yes' if r['held_out'] else ''}")  # fmt: skip
+              f"{r['compute_star']:>10.4g} {r['budget_star']:>10.4g} {r['batch_at_sigma_star']:>7.1f} "
+              f"{r['sigma_predicted']:>8.4g}{held}")  # fmt: skip
     print(f"wrote {args.out}")
     return result
 
