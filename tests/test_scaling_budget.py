@@ -164,3 +164,17 @@ def test_param_and_flop_counts_follow_the_network_shapes():
     assert mlp_param_count(17, (32, 32), 6) == n_actor
     # TD3 with delayed policy updates: (6N + 2N + 2A + 0.5(6A + 6N)) / N FLOPs per critic parameter per sample
     assert flops_per_param_sample(n_critic, n_actor, 0.5) == pytest.approx((11 * n_critic + 5 * n_actor) / n_critic)
+
+
+def test_delta_from_wall_clock_by_hand():
+    """Runs whose training time is exactly steps·(t_env + t_sample·σ·B): δ = k·N·t_env/t_sample."""
+    from parallel_rl.scaling.fit import estimate_delta
+
+    t_env, t_sample, n = 2e-3, 1e-5, 5000
+    rows = []
+    for sigma, batch in [(0.25, 128), (1.0, 256), (4.0, 64)]:
+        for steps in (1000, 2000):
+            rows.append({"task": "t", "utd": sigma, "batch_size": batch, "lr": 1e-3, "critic_params": n, "seed": 0,
+                         "env_step": steps, "wall_seconds": steps * (t_env + t_sample * sigma * batch)})  # fmt: skip
+    assert estimate_delta(rows, k_flops=10) == pytest.approx(10 * n * t_env / t_sample)
+    assert estimate_delta([r for r in rows if r["utd"] == 1.0], k_flops=10) is None  # one σ·B: not separable

@@ -96,26 +96,27 @@ def best_crossings(
 
 
 def estimate_delta(rows: Sequence[Mapping[str, Any]], k_flops: float) -> float | None:
-    """δ that prices one transition as these runs did: regress seconds per transition on σ per (batch, critic
-    size), seconds/transition = t_env + t_update·σ; then δ = k_flops·N·B·t_env/t_update (FLOPs an update costs,
-    scaled by how many updates one transition's time buys). None when the runs cannot separate the two."""
+    """δ that prices one transition as these runs did: per critic size N, regress training seconds per transition on
+    the samples updated per transition, seconds/transition = t_env + t_sample·σ·B; one sample costs k_flops·N FLOPs,
+    so a transition's time is worth δ = k_flops·N·t_env/t_sample FLOPs. None when the runs cannot separate the two
+    (a single σ·B, or a fit without a positive intercept and slope)."""
     final: dict[tuple, tuple[float, float]] = {}
     for r in rows:
         run = (r["task"], r["utd"], r["batch_size"], r["lr"], r["critic_params"], r["seed"])
         if run not in final or r["env_step"] > final[run][0]:
             final[run] = (float(r["env_step"]), float(r["wall_seconds"]))
-    groups: dict[tuple[int, int], list[tuple[float, float]]] = defaultdict(list)
+    groups: dict[int, list[tuple[float, float]]] = defaultdict(list)
     for (_t, utd, batch, _lr, params, _s), (steps, secs) in final.items():
         if steps > 0 and math.isfinite(secs):
-            groups[(batch, params)].append((utd, secs / steps))
+            groups[params].append((utd * batch, secs / steps))
     deltas = []
-    for (batch, params), pts in groups.items():
-        sig = np.array([p[0] for p in pts])
-        if len(np.unique(sig)) < 2:
+    for params, pts in groups.items():
+        samples = np.array([p[0] for p in pts])
+        if len(np.unique(samples)) < 2:
             continue
-        t_update, t_env = np.polyfit(sig, np.array([p[1] for p in pts]), 1)
-        if t_update > 0 and t_env > 0:
-            deltas.append(k_flops * params * batch * t_env / t_update)
+        t_sample, t_env = np.polyfit(samples, np.array([p[1] for p in pts]), 1)
+        if t_sample > 0 and t_env > 0:
+            deltas.append(k_flops * params * t_env / t_sample)
     return float(np.exp(np.mean(np.log(deltas)))) if deltas else None
 
 
