@@ -103,6 +103,9 @@ class Fit:
     forward/backward passes, target critic, delayed actor updates)."""
     hold_out: int = 2
     """Top thresholds left out of the σ*(F) fit to test its extrapolation."""
+    hyper_laws: str | None = None
+    """A ``fit`` output whose B*(σ) and η*(σ) the runs followed (``sweep --laws``): kept as this fit's batch and lr
+    laws instead of refitting them from runs that did not vary batch or lr."""
     exclude_sigma: tuple[float, ...] = ()
     """σ values kept out of every law; the data law's prediction there is reported against the measurement."""
     seed: int = 0
@@ -291,13 +294,16 @@ def run_fit(args: Fit) -> dict:
             raise ConfigError("--count-flops needs a run directory (with its checkpoint) under --runs")
         k_flops = flops_constant_from_run_dir(run_dirs[0])
         print(f"k_flops = {k_flops:.3f} counted from the network shapes of {run_dirs[0]}")
+    hyper = None
+    if args.hyper_laws:
+        hyper = {**_read_json(args.hyper_laws), "_source": args.hyper_laws}
     fits = fit_laws(load_rows(args.runs), thresholds, ranges, args.hyper_threshold, args.resamples, args.seed,
-                    args.delta, k_flops, args.hold_out, args.exclude_sigma)  # fmt: skip
+                    args.delta, k_flops, args.hold_out, args.exclude_sigma, hyper_laws=hyper)  # fmt: skip
     _write_json(args.out, fits)
     for name, law in (("B*(σ)", fits["batch_law"]), ("η*(σ)", fits["lr_law"])):
         coefs = ", ".join(f"{t}: {c:.4g}" for t, c in law["coefficients"].items())
         print(f"{name} = coefficient·σ^{law['exponent']:.3f} ({coefs}); {law['status']}")
-        edge = [p for p in law["points"] if p["at_edge"] > 0.5]
+        edge = [p for p in law.get("points", []) if p.get("at_edge", 0) > 0.5]
         if edge:
             where = ", ".join(f"σ={p['utd']:g}: {p['best']:.3g}" for p in edge)
             print(f"  warning: the best value is at the edge of the swept grid ({where}); widen the grid")

@@ -32,10 +32,10 @@ $PY -m launch.scaling sweep --sigma 0.125 0.25 0.5 1 2 "${SIGMA[@]}" -- "${TRAIN
 $PY -m launch.scaling sweep --sigma 4 "${SIGMA[@]}" --min-env-steps 2500 -- "${TRAIN[@]}"
 
 # 3. Fit D_J(σ) on σ <= 2, predict σ = 4, plot, report.
-$PY -m launch.scaling fit --runs "$WORK/sigma" --out "$HERE/fits.json" --exclude-sigma 4 "${FIT[@]}"
+date +%s > "$WORK/trained"
+cut -d" " -f1-3 /proc/loadavg > "$WORK/loadavg"  # how busy the machine was when the runs ended
+$PY -m launch.scaling fit --runs "$WORK/sigma" --out "$HERE/fits.json" --exclude-sigma 4 --hyper-laws "$HERE/hyper_fits.json" "${FIT[@]}"
 $PY -m launch.scaling plot --fits "$HERE/fits.json" --out "$HERE"
-$PY -m launch.scaling plot --fits "$HERE/hyper_fits.json" --out "$WORK/hyper_plots"
-cp "$WORK/hyper_plots/hyperparameters.png" "$HERE/hyperparameters.png"  # the stage-1 laws, not stage 2's constants
 $PY -m launch.scaling predict --fits "$HERE/fits.json" --data 6000 | tee "$HERE/predict_data_6000.txt"
 $PY "$HERE/report.py" --work "$WORK" --out "$HERE"
 date -u +"end %FT%TZ"

@@ -133,10 +133,12 @@ def fit_laws(
     exclude_sigma: Sequence[float] = (),
     utd_grid_points: int = 100,
     log_space: bool = True,
+    hyper_laws: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Everything ``fit`` writes. ``exclude_sigma`` keeps those σ out of every law and reports the data law's
     prediction there against the measured crossing time (the held-out extrapolation test). ``log_space`` fits the
-    data law to log D (see ``fit_data_law``)."""
+    data law to log D (see ``fit_data_law``). ``hyper_laws`` (a earlier fit's output) supplies B*(σ) and η*(σ)
+    when the runs took their batch size and learning rate from it."""
     thresholds = [float(j) for j in thresholds]
     if not thresholds or any(b <= a for a, b in zip(thresholds, thresholds[1:])):
         raise ValueError(f"thresholds must be a non-empty ascending list, got {thresholds}")
@@ -164,8 +166,13 @@ def fit_laws(
         law, how = _law_or_constant(points, keys, axis)
         out[name] = {**law.to_json(), "status": how, "threshold": thresholds[hj],
                      "points": [{"task": p.task, "utd": p.utd, "critic_params": p.critic_params, "other": p.other,
-                                 "best": 10**p.log10_best, "resamples": p.resamples, "at_edge": p.at_edge}
+                                 "best": 10**p.log10_best, "resamples": p.resamples, "at_edge": p.at_edge,
+                                 "swept": list(p.swept)}
                                 for p in points]}  # fmt: skip
+        if hyper_laws is not None and name in hyper_laws:
+            # The sweep took batch and lr from these laws: keep them (compute and recommendations follow the laws
+            # the runs used, not a constant refitted from one configuration per σ).
+            out[name] = {**hyper_laws[name], "status": f"from {hyper_laws.get('_source', 'the given laws')}"}
     batch_law = SharedPowerLaw(out["batch_law"]["exponent"], out["batch_law"]["coefficients"])
 
     # Data law per threshold at the most common critic size.

@@ -37,6 +37,8 @@ class ArgminPoint:
     at_edge: float = 0.0
     """Fraction of resamples whose best value is the smallest or largest swept: then the optimum may lie outside
     the grid and the law is biased toward the grid's edge."""
+    swept: tuple[float, ...] = ()
+    """The values of ``axis`` that ran in this group."""
 
 
 def bootstrap_argmins(
@@ -63,7 +65,8 @@ def bootstrap_argmins(
         best = np.argmin(boot[valid], axis=1)  # never-reached (+inf) loses to any finite crossing time
         log_best = np.log10(np.array([getattr(keys[i], axis) for i in best], dtype=float))
         edge = float(np.mean((best == 0) | (best == len(keys) - 1)))
-        points.append(ArgminPoint(task, utd, params, float(other), float(log_best.mean()), int(valid.sum()), edge))
+        points.append(ArgminPoint(task, utd, params, float(other), float(log_best.mean()), int(valid.sum()), edge,
+                                  tuple(float(v) for v in values)))  # fmt: skip
     return points
 
 

@@ -30,10 +30,19 @@ def _log_axes(ax) -> None:
     from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
     ax.set(xscale="log", yscale="log")
+    lo, hi = ax.get_ylim()
+    if lo > 0 and hi / lo < 2:  # a (nearly) constant quantity: give the axis a factor of 2 each way
+        mid = (lo * hi) ** 0.5
+        ax.set_ylim(mid / 2, mid * 2)
     for axis in (ax.xaxis, ax.yaxis):
         axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
         axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:.3g}"))
         axis.set_minor_formatter(NullFormatter())
+
+
+def _legend(ax, size: int) -> None:
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=size)
 
 
 def _grid(fits: dict[str, Any], extra: list[float]) -> np.ndarray:
@@ -62,19 +71,21 @@ def plot_data_vs_sigma(fits: dict[str, Any], path: Path) -> Path:
     _log_axes(ax)
     ax.set(xlabel="σ (critic updates per transition)", ylabel="D_J (env steps)",
            title="Data to reach J vs UTD (stars: held-out σ)")  # fmt: skip
-    ax.legend(fontsize=7)
+    _legend(ax, 7)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
 
 
-def plot_pareto(fits: dict[str, Any], path: Path) -> Path:
+def plot_pareto(fits: dict[str, Any], path: Path) -> Path | None:
+    fitted = [e for e in fits["data_law"]["per_threshold"] if e.get("status") == "fitted"]
+    if not fitted:
+        return None
     plt = _pyplot()
     grid = _grid(fits, [])
     batch = SharedPowerLaw(fits["batch_law"]["exponent"], fits["batch_law"]["coefficients"])
     fig, ax = plt.subplots(figsize=(6.5, 4.5))
-    fitted = [e for e in fits["data_law"]["per_threshold"] if e.get("status") == "fitted"]
     colors = plt.cm.viridis(np.linspace(0, 0.9, max(1, len(fitted))))
     k_flops, params = fits.get("k_flops", 10.0), fits["params"]
     for color, e in zip(colors, fitted):
@@ -89,7 +100,7 @@ def plot_pareto(fits: dict[str, Any], path: Path) -> Path:
     _log_axes(ax)
     ax.set(xlabel="D_J (env steps)", ylabel="C_J (FLOPs)",
            title="Data-compute Pareto frontier (solid: non-dominated)")  # fmt: skip
-    ax.legend(fontsize=7)
+    _legend(ax, 7)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
@@ -113,7 +124,7 @@ def plot_sigma_star(fits: dict[str, Any], path: Path) -> Path | None:
     ax.plot(f, b["k"] * f ** b["e"], "k-", lw=1, label=f"σ* = {b['k']:.3g}·F^{b['e']:.3f}")
     _log_axes(ax)
     ax.set(xlabel="F* = C + δ·D (FLOPs)", ylabel="σ*", title="Budget-optimal UTD")
-    ax.legend(fontsize=8)
+    _legend(ax, 8)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
@@ -127,6 +138,8 @@ def plot_hyperparameters(fits: dict[str, Any], path: Path) -> Path:
     for ax, key, label in ((axes[0], "batch_law", "B*"), (axes[1], "lr_law", "η*")):
         law = fits[key]
         pts = law.get("points", [])
+        for p in pts:  # the swept values, so an optimum at the grid's edge is visible
+            ax.plot([p["utd"]] * len(p.get("swept", [])), p.get("swept", []), "_", color="0.6", ms=10)
         for task in sorted({p["task"] for p in pts} | set(law["coefficients"])):
             sel = [p for p in pts if p["task"] == task]
             if sel:
@@ -134,9 +147,13 @@ def plot_hyperparameters(fits: dict[str, Any], path: Path) -> Path:
             ax.plot(grid, law["coefficients"][task] * grid ** law["exponent"], "-",
                     label=f"{task}: {law['coefficients'][task]:.3g}·σ^{law['exponent']:.3f}")  # fmt: skip
         _log_axes(ax)
-        status = "fitted" if law.get("status") == "fitted" else "constant: not varied at 2+ σ"
+        status = law.get("status", "")
+        if status.startswith("from "):
+            status = f"from {Path(status[5:]).name}"
+        elif status != "fitted":
+            status = "constant: not swept"
         ax.set(xlabel="σ", ylabel=label, title=f"{label}(σ) ({status})")
-        ax.legend(fontsize=7)
+        _legend(ax, 7)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
