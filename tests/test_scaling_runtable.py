@@ -146,6 +146,12 @@ def test_fit_predict_plot_on_a_synthetic_sweep(tmp_path, capsys):
     )
     budget_rec = main(["predict", "--fits", str(fits_path), "--budget", "1e16"])
     assert budget_rec["sigma"] == pytest.approx(fits["budget"]["k"] * 1e16 ** fits["budget"]["e"])
+    # A sweep that followed these laws keeps them in its own fit instead of refitting constants.
+    refit = main(["fit", "--runs", str(table), "--out", str(tmp_path / "refit.json"), "--raw-returns",
+                  "--thresholds", "400", "600", "800", "--resamples", "5", "--delta", "1e9",
+                  "--hyper-laws", str(fits_path)])  # fmt: skip
+    assert refit["batch_law"]["coefficients"] == saved["batch_law"]["coefficients"]
+    assert refit["batch_law"]["status"] == f"from {fits_path}"
     made = main(["plot", "--fits", str(fits_path), "--out", str(tmp_path / "plots")])
     assert sorted(p.name for p in made) == ["data_vs_sigma.png", "hyperparameters.png", "pareto.png",
                                             "sigma_star_vs_budget.png"]  # fmt: skip
