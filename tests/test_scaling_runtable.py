@@ -82,11 +82,11 @@ def test_run_table_round_trip_and_missing_columns_are_named(tmp_path):
 def test_a_finished_run_directory_becomes_run_table_rows(tmp_path):
     from tests.conftest import tiny_config
 
-    cfg = tiny_config(total_env_steps=4 * 40, eval_every=40, num_envs=4)
+    cfg = tiny_config(total_env_steps=4 * 20, eval_every=40, num_envs=4)
     trainer = Trainer(cfg, env_factory("pendulum"))
     trainer.run(tmp_path)
     rows = rows_from_run_dir(tmp_path)
-    assert [r["env_step"] for r in rows] == [40, 80, 120, 160]  # the evaluation rows
+    assert [r["env_step"] for r in rows] == [40, 80]  # the evaluation rows
     assert rows[0]["utd"] == cfg.schedule.utd / cfg.num_envs
     assert rows[0]["critic_params"] == sum(p.numel() for p in trainer.critic.parameters())
     assert rows[0]["critic_width"] == 16 and rows[0]["batch_size"] == 16 and rows[0]["lr"] == cfg.agent.critic_lr
