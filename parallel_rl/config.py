@@ -166,6 +166,13 @@ class TrainConfig:
     metrics.csv (0: only the final evaluation). Benchmarks and scaling sweeps read these rows."""
     max_wall_seconds: float = 0.0
     """Stop training after this many seconds of wall-clock (0: no limit); the run still evaluates and saves."""
+    td_validation_envs: int = 0
+    """TD-overfitting diagnostics: this many envs feed a held-out validation buffer (same policy and task, never
+    trained on); each metrics row then has the TD loss on a validation batch beside the same loss on a training
+    batch, and the critic's and actor's parameter norms. 0 disables them."""
+    stop_at_return: float | None = None
+    """Stop training once a periodic evaluation (--eval-every) reaches this return (sweeps stop paying for runs
+    that already crossed their highest threshold)."""
     checkpoint_every: int = 0
     """Transitions between full checkpoints (networks, optimizers, RNGs, counters; 0: only the final one)."""
     keep_checkpoints: int = 3
@@ -202,6 +209,9 @@ def validate(cfg: TrainConfig) -> None:
         bad("num_envs", f"must be >= 1, got {cfg.num_envs}")
     if cfg.eval_envs < 1:
         bad("eval_envs", f"must be >= 1, got {cfg.eval_envs}")
+    if not 0 <= cfg.td_validation_envs < cfg.num_envs:
+        bad("td_validation_envs", f"must be in [0, num_envs) (some envs must still feed training), "
+                                  f"got {cfg.td_validation_envs} of {cfg.num_envs}")  # fmt: skip
     if cfg.checkpoint_every < 0:
         bad("checkpoint_every", f"must be >= 0 (0 = only the final checkpoint), got {cfg.checkpoint_every}")
     if cfg.keep_checkpoints < 1:
@@ -210,6 +220,8 @@ def validate(cfg: TrainConfig) -> None:
         bad("resume", "'latest' looks in <run-dir>/checkpoints: give --run-dir of the run to resume")
     if cfg.eval_every < 0:
         bad("eval_every", f"must be >= 0 (0 disables periodic evaluation), got {cfg.eval_every}")
+    if cfg.stop_at_return is not None and cfg.eval_every <= 0:
+        bad("stop_at_return", "needs periodic evaluations: set --eval-every too")
     if cfg.max_wall_seconds < 0:
         bad("max_wall_seconds", f"must be >= 0 (0 = no limit), got {cfg.max_wall_seconds}")
     if cfg.total_env_steps < cfg.num_envs:
@@ -282,6 +294,7 @@ def suggest(name: str, choices: list[str] | tuple[str, ...]) -> str:
 #: Fields a resumed run may change: they decide how long and how visibly it runs, not what it computes.
 RESUME_MAY_CHANGE = frozenset({
     "total_env_steps", "run_dir", "progress", "log_every", "eval_every", "eval_envs", "max_wall_seconds",
+    "stop_at_return",
     "checkpoint_every", "keep_checkpoints", "checkpoint_buffer", "resume", "torch_threads", "device",
     *(f.name for f in dataclasses.fields(LoggingConfig)),
 })  # fmt: skip

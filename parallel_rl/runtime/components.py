@@ -49,8 +49,10 @@ class ActorComponent:
         lane: Lane,
         critic_normalizer: RunningNorm | None = None,
         speed: SpeedConfig | None = None,
+        val_buffer: ReplayBuffer | None = None,
     ) -> None:
         self.env, self.algo, self.hp, self.buffer, self.lane = env, algo, hp, buffer, lane
+        self.val_buffer = val_buffer  # the last envs' transitions go here instead of ``buffer`` (held out)
         self.policy_channel = policy
         self.policy: Actor = policy.module
         self.normalizer, self.critic_normalizer = normalizer, critic_normalizer
@@ -103,24 +105,28 @@ class ActorComponent:
             out = self.env.step(self.scale_action(action))
             terminated, truncated = out["terminated"], out["truncated"]
             done = terminated | truncated
-            self.buffer.extend(
-                TensorDict(
-                    {
-                        "obs": obs,
-                        "action": action,
-                        "reward": out["reward"] * self.hp.reward_scale,
-                        "terminated": terminated,
-                        "truncated": truncated,
-                        "final_obs": out["final_obs"],
-                        **(
-                            {"critic_obs": self.critic_obs, "final_critic_obs": out["final_critic_obs"]}
-                            if self.buffer.critic_obs is not None
-                            else {}
-                        ),
-                    },  # fmt: skip
-                    batch_size=[self.env.spec.num_envs],
-                )
+            step = TensorDict(
+                {
+                    "obs": obs,
+                    "action": action,
+                    "reward": out["reward"] * self.hp.reward_scale,
+                    "terminated": terminated,
+                    "truncated": truncated,
+                    "final_obs": out["final_obs"],
+                    **(
+                        {"critic_obs": self.critic_obs, "final_critic_obs": out["final_critic_obs"]}
+                        if self.buffer.critic_obs is not None
+                        else {}
+                    ),
+                },  # fmt: skip
+                batch_size=[self.env.spec.num_envs],
             )
+            if self.val_buffer is None:
+                self.buffer.extend(step)
+            else:
+                n_train = self.buffer.num_envs
+                self.buffer.extend(step[:n_train])
+                self.val_buffer.extend(step[n_train:])
             self.noise_std = self.algo.noise_std_after_step(self.hp, self.noise_std, done, self.generator)
             self.env_nonfinite |= ~(torch.isfinite(out["obs"]).all() & torch.isfinite(out["reward"]).all())
             self.episode_return += out["reward"]

@@ -26,7 +26,7 @@ from parallel_rl.io.checkpoint import policy_spec, resolve_resume, rotate_checkp
 from parallel_rl.nets import Actor, DeployedPolicy, EnsembleCritic, RunningNorm
 from parallel_rl.runtime import distributed
 from parallel_rl.runtime.accel import configure_backends
-from parallel_rl.runtime.components import ActorComponent, PLearner, VLearner
+from parallel_rl.runtime.components import ActorComponent, PLearner, VLearner, _normalize_batch
 from parallel_rl.runtime.distributed import DistContext
 from parallel_rl.runtime.guards import StopSignals, TrainingInterrupted, check_finite
 from parallel_rl.runtime.modes import FreeMode, PipelinedMode, SequentialMode, free_bound, free_reserve
@@ -96,11 +96,21 @@ class Trainer:
             critic_in, spec.act_dim, hp.critic_hidden, hp.num_atoms, hp.v_min, hp.v_max, hp.num_critics, hp.activation
         ).to(self.device)
         storage = torch.bfloat16 if cfg.buffer.storage_dtype == "bfloat16" else torch.float32
+        held_out = cfg.td_validation_envs
+        train_envs = spec.num_envs - held_out
         self.buffer = ReplayBuffer(
-            spec.num_envs, spec.obs_dim, spec.act_dim, cfg.buffer.buffer_size, self.device,
-            critic_obs_dim=spec.critic_obs_dim, storage_dtype=storage, n_step=hp.n_step, gamma=hp.gamma,
-            seed=rank_seed + 1,
+            train_envs, spec.obs_dim, spec.act_dim, cfg.buffer.buffer_size * train_envs // spec.num_envs,
+            self.device, critic_obs_dim=spec.critic_obs_dim, storage_dtype=storage, n_step=hp.n_step,
+            gamma=hp.gamma, seed=rank_seed + 1,
         )  # fmt: skip
+        self.val_buffer = None
+        if held_out:
+            self.val_buffer = ReplayBuffer(
+                held_out, spec.obs_dim, spec.act_dim, max(cfg.buffer.buffer_size * held_out // spec.num_envs,
+                                                          (hp.n_step + 2) * held_out),
+                self.device, critic_obs_dim=spec.critic_obs_dim, storage_dtype=storage, n_step=hp.n_step,
+                gamma=hp.gamma, seed=rank_seed + 5,
+            )  # fmt: skip
         distributed.broadcast_module_(self.policy, self.dist)
         distributed.broadcast_module_(self.critic, self.dist)
         # Lanes and channels: each consumer reads its own copy of what it needs, refreshed by the owner's publish.
@@ -123,7 +133,7 @@ class Trainer:
             cnorm_p = channel(self.critic_normalizer, actor_lane, p_lane)
         self.actor = ActorComponent(
             self.env, self.algo, hp, self.policy_to_actor, self.normalizer, self.buffer, rank_seed + 2, actor_lane,
-            critic_normalizer=self.critic_normalizer, speed=cfg.speed,
+            critic_normalizer=self.critic_normalizer, speed=cfg.speed, val_buffer=self.val_buffer,
         )  # fmt: skip
         bs = cfg.buffer.batch_size
         self.vlearner = VLearner(self.algo, hp, self.critic, self.policy_to_vlearner, norm_v, self.buffer, bs,
@@ -159,6 +169,8 @@ class Trainer:
         # total_env_steps counts transitions over all ranks; num_envs is per rank.
         self.total_iterations = math.ceil(cfg.total_env_steps / (cfg.num_envs * self.dist.world_size))
         self._eval_env: VecEnv | None = None
+        self._diag_generator = torch.Generator(device=self.device)
+        self._diag_generator.manual_seed(rank_seed + 6)
         # Where the run is: iterations done, training seconds so far, best return at a checkpoint (resumed too).
         self.progress: dict[str, float] = {"iteration": 0, "wall_seconds": 0.0, "best_return": -math.inf}
         if s.mode == "sequential":
@@ -225,6 +237,7 @@ class Trainer:
             "runtime": self.runtime.state_dict(),
             "env": env_state,
             "buffer": self.buffer.state_dict() if self.cfg.checkpoint_buffer else None,
+            "val_buffer": self.val_buffer.state_dict() if self.cfg.checkpoint_buffer and self.val_buffer else None,
             "rng": {
                 "torch": torch.get_rng_state(),
                 "numpy": np.random.get_state(),
@@ -256,6 +269,8 @@ class Trainer:
         else:
             print("resume: this env cannot save its state; envs restart from a reset", file=sys.stderr)
         self.actor.load_state_dict(state["actor_state"], env_restored)
+        if state.get("val_buffer") is not None and self.val_buffer is not None:
+            self.val_buffer.load_state_dict(state["val_buffer"])
         if state["buffer"] is not None:
             self.buffer.load_state_dict(state["buffer"])
         else:
@@ -271,6 +286,29 @@ class Trainer:
             torch.cuda.set_rng_state_all(rng["cuda"])
         self.progress.update(state["progress"])
 
+    @torch.no_grad()
+    def td_diagnostics(self) -> dict[str, float]:
+        """TD-overfitting diagnostics (``--td-validation-envs``): the critic loss, computed the same way, on a
+        training batch and on a held-out validation batch, and parameter norms. A validation loss that grows while
+        the training loss falls is the signature of TD overfitting at high UTD. Training's RNG is left untouched."""
+        if self.val_buffer is None or self.val_buffer.extends < 2 or self.buffer.extends < 2:
+            return {}
+        if self.cfg.schedule.mode == "free":
+            self.runtime.quiesce()  # learner threads must not update the networks while they are read
+        v, hp, bs = self.vlearner, self.cfg.agent, self.cfg.buffer.batch_size
+        devices = [self.device] if self.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):
+            losses = []
+            for buffer in (self.buffer, self.val_buffer):
+                batch = _normalize_batch(buffer.sample(bs, self._diag_generator), v.normalizer,
+                                         v.critic_normalizer, hp.normalize_obs)  # fmt: skip
+                losses.append(self.algo.critic_loss(self.critic, v.critic_target, v.policy, batch, hp)[0])
+        norms = [torch.linalg.vector_norm(torch.cat([p.flatten() for p in m.parameters()]))
+                 for m in (self.critic, self.policy)]  # fmt: skip
+        train, val, critic_norm, actor_norm = torch.stack(losses + norms).tolist()
+        return {"td_loss_train_batch": train, "td_loss_validation": val, "td_validation_gap": val - train,
+                "critic_param_norm": critic_norm, "actor_param_norm": actor_norm}  # fmt: skip
+
     def metrics(self) -> dict[str, float]:
         world = self.dist.world_size  # an update of every rank uses world x batch_size samples
         out = self.scheduler.realised(self.cfg.num_envs * world, self.cfg.buffer.batch_size * world)
@@ -278,6 +316,7 @@ class Trainer:
         out.update(self.vlearner.metrics.pop())
         out.update(self.plearner.metrics.pop())
         out.update(self.runtime.wait_metrics())
+        out.update(self.td_diagnostics())
         return out
 
     def _save(self, run_dir: Path, row: dict[str, float]) -> Path:
@@ -323,7 +362,7 @@ class Trainer:
         eval_period = max(1, cfg.eval_every // per_iteration) if cfg.eval_every > 0 else 0
         ckpt_period = max(1, cfg.checkpoint_every // per_iteration) if cfg.checkpoint_every > 0 else 0
         last_return = float("nan")  # episodes end in bursts; show the latest mean rather than flicker to nan
-        stopped_early = False
+        stopped_early = reached_target = False
         signals = StopSignals()
         try:
             with signals:
@@ -333,7 +372,8 @@ class Trainer:
                     out_of_time = cfg.max_wall_seconds > 0 and time.perf_counter() - start - eval_seconds >= (
                         cfg.max_wall_seconds
                     )
-                    if cfg.max_wall_seconds > 0:
+                    out_of_time |= reached_target  # decided at the previous evaluation (rank 0)
+                    if cfg.max_wall_seconds > 0 or cfg.stop_at_return is not None:
                         out_of_time = distributed.agree(out_of_time, self.dist)  # ranks stop at the same step
                     interrupted = signals.received is not None
                     if self.dist.enabled:
@@ -359,6 +399,8 @@ class Trainer:
                             row["eval_return"], row["eval_return_std"] = stats["return_mean"], stats["return_std"]
                             row["eval_episode_length"] = stats["length_mean"]
                             eval_seconds += time.perf_counter() - now
+                            if cfg.stop_at_return is not None and stats["return_mean"] >= cfg.stop_at_return:
+                                reached_target = True
                         logger.log(it * per_iteration, row)
                         last_return = row.get("episode_return", last_return)
                         if checkpoint_now:
@@ -400,7 +442,10 @@ class Trainer:
             "policy_updates": sched.policy_updates,
             **sched.realised(per_iteration, cfg.buffer.batch_size * self.dist.world_size),
             "train_seconds": train_seconds,
-            "stopped_by_time_limit": stopped_early,
+            "stopped_by_time_limit": stopped_early and not reached_target,
+            "stopped_at_return": reached_target,
+            "critic_params": sum(p.numel() for p in self.critic.parameters()),
+            "actor_params": sum(p.numel() for p in self.policy.parameters()),
         }
         if not main:
             return summary
