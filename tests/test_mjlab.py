@@ -179,3 +179,20 @@ def test_fasttd3_trains_end_to_end_on_g1_with_asymmetric_critic(tmp_path):
     assert losses and all(math.isfinite(x) for x in losses)
     assert any(r.get("episode_return") not in (None, "") for r in rows)  # episodes ended (time-outs)
     assert (tmp_path / "run" / "checkpoints" / "final.pt").exists()
+
+
+def test_mjlab_ppo_runner_returns_rows_from_its_tensorboard_log(tmp_path):
+    """mjlab's own PPO through the head-to-head runner: one rsl_rl iteration (the budget is spent at once), rows in
+    the benchmark's format read back from rsl_rl's TensorBoard log. Short episodes so that some end."""
+    import json
+
+    from launch.mjlab_ppo import run_mjlab_ppo
+
+    rows = run_mjlab_ppo(f"mjlab:{TASK}", seed=0, time_budget_s=0.0, env_step_budget=10**9, run_dir=tmp_path,
+                         device="cpu", num_envs=NUM_ENVS, episode_length_s=0.2)  # fmt: skip
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    steps_per_iteration = 24 * NUM_ENVS  # the G1 PPO config collects 24 steps per env per iteration
+    assert summary["iterations"] == 1 and summary["env_steps"] == steps_per_iteration
+    assert len(rows) == 1 and set(rows[0]) == {"env_steps", "wall_seconds", "return"}
+    assert rows[0]["env_steps"] == steps_per_iteration
+    assert 0 <= rows[0]["wall_seconds"] <= summary["wall_seconds"] + 1.0 and math.isfinite(rows[0]["return"])

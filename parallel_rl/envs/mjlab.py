@@ -132,6 +132,7 @@ class MjlabVecEnv:
         if configure is not None:
             configure(cfg)
         self.task_id = task_id
+        self.verbose = verbose
         if not verbose:
             import warp
 
@@ -188,7 +189,8 @@ class MjlabVecEnv:
         return out
 
     def reset(self, seed: int | None = None) -> TensorDict:
-        obs, _ = self.env.reset(seed=seed)
+        with contextlib.nullcontext() if self.verbose else contextlib.redirect_stdout(io.StringIO()):
+            obs, _ = self.env.reset(seed=seed)  # mjlab prints the seed it sets
         return TensorDict(self._views(obs), batch_size=[self.num_envs], device=self.device)
 
     def step(self, action: torch.Tensor) -> TensorDict:
