@@ -177,24 +177,31 @@ def write_outputs(suite: str, records: list[dict], out: Path, speeds: dict[str, 
     runs: dict[tuple[str, str], dict[int, list[dict]]] = {}
     for r in records:
         runs.setdefault((r["task"], r["algo"]), {}).setdefault(r["seed"], []).append(r)
+    ends = [max(r["wall_seconds"] for r in rows) for seeds in runs.values() for rows in seeds.values()]
+    equal = min(ends) if ends else budget
     lines = [
-        f"# {suite}: return at equal wall-clock ({budget:.0f} s budget)",
+        f"# {suite}: return at equal wall-clock",
+        "",
+        f"Budget {budget:.0f} s per run. Each run stops at the first iteration (PPO) or logging interval (ours) past",
+        f"the budget, so returns are compared at T = {equal:.1f} s, the latest time every run reached: the last",
+        "return each run had logged by then. Env steps/s are over each run's whole training time.",
         "",
         f"Machine: {platform.platform()}, {platform.processor() or platform.machine()}; {time.strftime('%Y-%m-%d')}.",
         "Returns are training-episode returns in mjlab's dt-scaled units (see launch/mjlab_h2h.py).",
         "",
-        "| task | algo | seeds | env steps/s | env steps at budget | return at budget (mean over seeds) |",
+        "| task | algo | seeds | env steps/s | env steps by T | return at T (mean over seeds) |",
         "| --- | --- | --- | --- | --- | --- |",
     ]
     for (task, algo), seeds in sorted(runs.items()):
-        finals = [return_at(rows, budget) for rows in seeds.values()]
+        finals = [return_at(rows, equal) for rows in seeds.values()]
         finite = [x for x in finals if math.isfinite(x)]
-        steps = [max(r["env_steps"] for r in rows) for rows in seeds.values()]
+        steps = [max((r["env_steps"] for r in rows if r["wall_seconds"] <= equal + 1e-9), default=0)
+                 for rows in seeds.values()]  # fmt: skip
         speed = speeds.get(f"{task}|{algo}", [])
         lines.append(
             f"| {task} | {algo} | {len(seeds)} | {sum(speed) / max(len(speed), 1):.1f} | "
             f"{sum(steps) / len(steps):.0f} | "
-            + (f"{sum(finite) / len(finite):.3f}" if finite else "no episode ended")
+            + (f"{sum(finite) / len(finite):.3f}" if finite else "no episode ended by T")
             + " |"
         )
     (out / "results.md").write_text("\n".join(lines) + "\n")
