@@ -132,14 +132,22 @@ def _rollout(env: MjlabVecEnv, seed: int, steps: int = 4) -> list[torch.Tensor]:
 
 def test_same_seed_same_rollout_different_seed_different_rollout():
     """Two envs built with the same seed (startup randomization included) give identical rollouts, also after a
-    reseeding reset; another seed gives another rollout. Fresh envs, because mjlab 1.6 keeps one piece of reward
-    state across episodes (``feet_swing_height``'s peak heights have no reset), so ``reset(seed)`` reproduces a
-    rollout only from the same history."""
+    reseeding reset and when their calls interleave (each env runs mjlab on its own copy of torch's global RNG,
+    and the caller's RNG is left alone); another seed gives another rollout. Fresh envs, because mjlab 1.6 keeps
+    one piece of reward state across episodes (``feet_swing_height``'s peak heights have no reset), so
+    ``reset(seed)`` reproduces a rollout only from the same history."""
     first, twin = (MjlabVecEnv(TASK, NUM_ENVS, "cpu", seed=0) for _ in range(2))
     try:
-        for seed in (5, 5):
-            mine, theirs = _rollout(first, seed), _rollout(twin, seed)
-            assert all(torch.equal(a, b) for a, b in zip(mine, theirs, strict=True))
+        mine, theirs = _rollout(first, 5), _rollout(twin, 5)
+        assert all(torch.equal(a, b) for a, b in zip(mine, theirs, strict=True))
+        caller = torch.get_rng_state()
+        g = torch.Generator().manual_seed(7)
+        assert torch.equal(first.reset(seed=5)["obs"], twin.reset(seed=5)["obs"])
+        for _ in range(3):
+            action = torch.rand(NUM_ENVS, 29, generator=g) * 2 - 1
+            a, b = first.step(action), twin.step(action)
+            assert torch.equal(a["obs"], b["obs"]) and torch.equal(a["reward"], b["reward"])
+        assert torch.equal(torch.get_rng_state(), caller)
         other = _rollout(first, seed=6)
     finally:
         first.close()
@@ -160,7 +168,7 @@ def test_fasttd3_trains_end_to_end_on_g1_with_asymmetric_critic(tmp_path):
 
     assert tasks.preset(f"mjlab:{TASK}", "fasttd3", "cpu")["num_envs"] == 4  # the CPU preset resolves
     cfg = tiny_config(
-        task=f"mjlab:{TASK}", num_envs=NUM_ENVS, total_env_steps=NUM_ENVS * 40, eval_envs=1, log_every=10,
+        task=f"mjlab:{TASK}", num_envs=NUM_ENVS, total_env_steps=NUM_ENVS * 30, eval_envs=1, log_every=10,
         schedule={"utd": 1, "learning_starts": 5},
         agent={"v_min": -10.0, "v_max": 15.0, "reward_scale": 1.0},
         buffer={"buffer_size": 2000, "batch_size": 32},

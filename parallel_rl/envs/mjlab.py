@@ -23,8 +23,11 @@ How this adapter meets the VecEnv protocol, and why each choice:
 - **Actions.** mjlab's action space is unbounded (joint targets = default pose + per-joint scale * action). The agent
   needs bounds; ``action_bound`` (default 1.0) spans about +-0.35..0.55 rad around the default pose on the G1's legs,
   the range FastTD3's tanh policies used on Isaac Lab's G1 (scale 0.5, actions in [-1, 1]).
-- **Seeding.** mjlab seeds the process-wide RNGs (torch, numpy, warp) at construction and on ``reset(seed=...)``;
-  a rollout is reproducible per seed, and the caller's global torch RNG is reseeded as a side effect.
+- **Seeding.** mjlab draws its randomness (resets, commands, observation noise, pushes) from torch's global RNG and
+  reseeds it at construction and on ``reset(seed=...)``. Each adapter keeps its own copy of that RNG state and
+  swaps it in around every call into mjlab, so an evaluation env reseeded every evaluation does not rewind the
+  training env's stream (nor the caller's): a rollout depends only on its env's seed and the actions.
+  (mjlab's constructor also seeds Python's and numpy's RNGs; nothing here uses them.)
 - **Host syncs.** Finding the finished envs costs one host sync per step; mjlab's own ``step`` already syncs the
   same way (it looks for envs to reset), so the adapter adds no new kind of wait.
 
@@ -36,7 +39,7 @@ from __future__ import annotations
 
 import contextlib
 import io
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import torch
@@ -141,8 +144,13 @@ class MjlabVecEnv:
                 warp.config.log_level = max(warp.config.log_level, warp.LOG_WARNING)
             else:
                 warp.config.quiet = True
+        mj_device = torch.device(_mjlab_device(device))
+        self._cuda = mj_device if mj_device.type == "cuda" else None
+        caller_rng = self._rng_state()
         with contextlib.nullcontext() if verbose else contextlib.redirect_stdout(io.StringIO()):
-            self.env = env_cls(cfg, device=_mjlab_device(device))
+            self.env = env_cls(cfg, device=str(mj_device))  # seeds torch's global RNG with ``seed``
+        self._own_rng = self._rng_state()
+        self._set_rng_state(caller_rng)
         self.device = torch.device(self.env.device)
         groups = self.env.observation_manager.group_obs_dim
         self.actor_group = next((g for g in ACTOR_GROUPS if g in groups), None)
@@ -182,6 +190,25 @@ class MjlabVecEnv:
         """Seconds of simulated time per control step (the factor mjlab scales rewards by)."""
         return float(self.env.step_dt)
 
+    def _rng_state(self) -> tuple[torch.Tensor, torch.Tensor | None]:
+        return torch.get_rng_state(), None if self._cuda is None else torch.cuda.get_rng_state(self._cuda)
+
+    def _set_rng_state(self, state: tuple[torch.Tensor, torch.Tensor | None]) -> None:
+        torch.set_rng_state(state[0])
+        if self._cuda is not None:
+            torch.cuda.set_rng_state(state[1], self._cuda)
+
+    @contextlib.contextmanager
+    def _env_rng(self) -> Iterator[None]:
+        """Run mjlab on this env's RNG stream, leaving the caller's global RNG as it was (see the module doc)."""
+        caller = self._rng_state()
+        self._set_rng_state(self._own_rng)
+        try:
+            yield
+        finally:
+            self._own_rng = self._rng_state()
+            self._set_rng_state(caller)
+
     def _views(self, obs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         out = {"obs": obs[self.actor_group]}
         if self.critic_group is not None:
@@ -189,13 +216,18 @@ class MjlabVecEnv:
         return out
 
     def reset(self, seed: int | None = None) -> TensorDict:
-        with contextlib.nullcontext() if self.verbose else contextlib.redirect_stdout(io.StringIO()):
+        quiet = contextlib.nullcontext() if self.verbose else contextlib.redirect_stdout(io.StringIO())
+        with self._env_rng(), quiet:
             obs, _ = self.env.reset(seed=seed)  # mjlab prints the seed it sets
         return TensorDict(self._views(obs), batch_size=[self.num_envs], device=self.device)
 
     def step(self, action: torch.Tensor) -> TensorDict:
         check_action(action, self.spec)
         action = torch.maximum(torch.minimum(action, self._high), self._low)
+        with self._env_rng():
+            return self._step(action)
+
+    def _step(self, action: torch.Tensor) -> TensorDict:
         obs, reward, terminated, time_outs, _ = self.env.step(action)
         # mjlab reuses these buffers on its next step: clone before they leave.
         reward = reward.clone()
