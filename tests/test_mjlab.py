@@ -65,6 +65,19 @@ def test_spec_shapes_devices_and_dtypes(env: MjlabVecEnv):
     assert ((out["reward"] > 0) & (out["reward"] < 0.12)).all()
 
 
+def test_rough_task_adds_the_terrain_scan_to_both_views():
+    """The rough G1 task (the presets' other target): a 17 x 11 height scan joins the actor and critic groups."""
+    rough = MjlabVecEnv("Mjlab-Velocity-Rough-Unitree-G1", 1, "cpu", seed=0)
+    try:
+        assert (rough.spec.obs_dim, rough.spec.critic_obs_dim, rough.spec.act_dim) == (99 + 187, 111 + 187, 29)
+        rough.reset(seed=0)
+        out = rough.step(torch.zeros(1, 29))
+        assert out["obs"].shape == (1, 286) and out["critic_obs"].shape == (1, 298)
+        assert torch.isfinite(out["obs"]).all() and torch.isfinite(out["reward"]).all()
+    finally:
+        rough.close()
+
+
 def test_no_copy_of_observations_and_no_aliasing_of_reused_buffers(env: MjlabVecEnv):
     env.reset(seed=0)
     out = env.step(torch.zeros(NUM_ENVS, 29))
