@@ -61,6 +61,13 @@ TASKS: dict[str, TaskEntry] = {
 
 
 def task_entry(name: str) -> TaskEntry:
+    # --- mjlab backend (issue 7): `mjlab:<task id>` resolves through tasks/presets_mjlab.py. To fold into the
+    # prefixed-backend table when merging. ---
+    if name.startswith("mjlab:"):
+        from tasks.presets_mjlab import mjlab_task_entry
+
+        return mjlab_task_entry(name)
+    # --- end mjlab ---
     if name not in TASKS:
         raise ConfigError(f"--task: unknown task {name!r}{suggest(name, list(TASKS))} (known: {', '.join(TASKS)})")
     return TASKS[name]
