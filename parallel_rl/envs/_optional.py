@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import sys
 from types import ModuleType
 
 #: What to install for each backend (shown verbatim in errors and in the README).
@@ -40,6 +41,8 @@ def missing_modules(backend: str) -> list[str]:
     """Modules of ``backend`` that cannot be found, without importing anything (cheap, no side effects)."""
     missing = []
     for name in REQUIRED_MODULES[backend]:
+        if name in sys.modules:  # already imported (or provided by an embedding application)
+            continue
         try:
             found = importlib.util.find_spec(name) is not None
         except (ImportError, ValueError):  # a parent package that fails to import, or a stub without a spec

@@ -82,7 +82,8 @@ class IsaacLabVecEnv:
         self.obs_group, self.critic_group = obs_group, critic_group
         base = self.env.unwrapped
         self.base = base
-        spaces = base.single_observation_space
+        space = base.single_observation_space
+        spaces = dict(space.spaces) if hasattr(space, "spaces") else dict(space)  # a gymnasium Dict of groups
         if obs_group not in spaces:
             raise ValueError(f"isaaclab:{task_id}: observation groups are {list(spaces)}, no {obs_group!r}")
         obs_dim = _flat_dim(spaces[obs_group], task_id, obs_group)
