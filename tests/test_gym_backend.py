@@ -50,6 +50,7 @@ def test_spec_and_dtypes():
     spec = env.spec
     assert (spec.obs_dim, spec.act_dim, spec.max_episode_steps) == (348, 17, 1000)
     assert spec.action_low == pytest.approx((-0.4,) * 17) and spec.action_high == pytest.approx((0.4,) * 17)
+    assert env.reset()["obs"].shape == (2, 348)
     out = env.step(torch.zeros(2, 17))
     assert out["obs"].dtype == torch.float32 and out["reward"].dtype == torch.float32
     assert out["terminated"].dtype == torch.bool and out["obs"].shape == (2, 348)
