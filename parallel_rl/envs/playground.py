@@ -232,8 +232,6 @@ def _build_program(jax, raw_env, obs_key: str, critic_obs_key: str, donate: bool
             out["final_critic_obs"] = final_critic.astype(jnp.float32)
         return new.replace(obs=None), new.obs, jnp.where(done, 0, steps), pairs[:, 0], out
 
-    # Donating the simulator state lets XLA update it in place (it can be large); observations are never donated
-    # because torch may still be reading them.
     shapes_by_count: dict[int, Any] = {}
 
     def placeholder(num_envs: int):
@@ -246,6 +244,8 @@ def _build_program(jax, raw_env, obs_key: str, critic_obs_key: str, donate: bool
         state = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes_by_count[num_envs])
         return state.replace(obs=None), state.obs
 
+    # Donating the simulator state lets XLA update it in place (it can be large); observations are never donated
+    # because torch may still be reading them.
     step_jit = jax.jit(step, donate_argnums=(0,) if donate else ())
     return _Program(raw_env, placeholder, step_jit, episode_length, action_repeat)
 
@@ -324,7 +324,8 @@ class PlaygroundVecEnv:
 
     @property
     def state(self):
-        """The current batched Playground ``State`` (observations included), e.g. to step the raw env from it."""
+        """The current batched Playground ``State`` (observations included), e.g. to step the raw env from it. On a
+        GPU the next ``step`` consumes its simulator arrays (donation): copy what you need to keep."""
         if self._sim_state is None:
             raise RuntimeError("call reset() first")
         return self._sim_state.replace(obs=self._obs_tree)
