@@ -10,15 +10,20 @@ first, the matching preset is applied to ``TrainConfig``, and tyro then parses e
 
 from __future__ import annotations
 
-import argparse
 import sys
 
-import tyro
+from launch._isaacgym_first import import_isaacgym_if_requested
 
-from parallel_rl.config import ALGOS, ConfigError, TrainConfig, replace_nested, suggest
-from parallel_rl.runtime import train
-from parallel_rl.runtime.guards import NonFiniteError, TrainingInterrupted
-from parallel_rl.scaling.runtable import write_run_dir_table
+import_isaacgym_if_requested(sys.argv[1:])  # Isaac Gym must be imported before torch
+
+import argparse  # noqa: E402
+
+import tyro  # noqa: E402
+
+from parallel_rl.config import ALGOS, ConfigError, TrainConfig, replace_nested, suggest  # noqa: E402
+from parallel_rl.runtime import train  # noqa: E402
+from parallel_rl.runtime.guards import NonFiniteError, TrainingInterrupted  # noqa: E402
+from parallel_rl.scaling.runtable import write_run_dir_table  # noqa: E402
 
 
 def preset_defaults(args: list[str]) -> TrainConfig:

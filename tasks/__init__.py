@@ -1,7 +1,9 @@
-"""Built-in torch-native tasks, the task registry, and per-task, per-algorithm presets.
+"""Built-in torch-native tasks, simulator backends, the task registry, and per-task, per-algorithm presets.
 
-Presets are nested override dicts applied on top of ``TrainConfig``'s defaults; flags on the command line override
-them again.
+Task names: built-in tasks by name (``pendulum``); simulator tasks as ``<backend>:<task>[,option=value,...]``
+(``playground:CheetahRun``, ``isaaclab:Isaac-Velocity-Flat-H1-v0``, ``isaacgym:Ant``, ``gym:Humanoid-v5``), resolved
+through ``BACKENDS``. Presets are nested override dicts applied on top of ``TrainConfig``'s defaults; flags on the
+command line override them again.
 """
 
 from __future__ import annotations
@@ -14,6 +16,9 @@ import torch
 
 from parallel_rl.config import ConfigError, suggest
 from parallel_rl.envs import VecEnv
+from parallel_rl.envs._optional import BackendUnavailable
+from tasks import presets_gym, presets_isaacgym, presets_isaaclab, presets_playground
+from tasks.backend import Backend, TaskName, parse_task_name
 from tasks.cartpole_swingup import CartpoleSwingup
 from tasks.pendulum import Pendulum
 from tasks.reacher import Reacher3
@@ -60,25 +65,57 @@ TASKS: dict[str, TaskEntry] = {
 }
 
 
-def task_entry(name: str) -> TaskEntry:
-    # --- mjlab backend (issue 7): `mjlab:<task id>` resolves through tasks/presets_mjlab.py. To fold into the
-    # prefixed-backend table when merging. ---
-    if name.startswith("mjlab:"):
-        from tasks.presets_mjlab import mjlab_task_entry
+from tasks import presets_mjlab  # noqa: E402  (after TaskEntry: presets_mjlab builds TaskEntry rows)
 
-        return mjlab_task_entry(name)
-    # --- end mjlab ---
+#: Simulator backends by task-name prefix. A backend is one row: how to make its envs, its presets, its install check.
+BACKENDS: dict[str, Backend] = {
+    "playground": presets_playground.BACKEND,
+    "isaaclab": presets_isaaclab.BACKEND,
+    "isaacgym": presets_isaacgym.BACKEND,
+    "gym": presets_gym.BACKEND,
+    "mjlab": presets_mjlab.BACKEND,
+}
+
+
+def resolve(name: str) -> TaskName:
+    """Parse and validate a task name: a built-in task, or a known backend prefix."""
+    parsed = parse_task_name(name)
+    if parsed.backend is None:
+        task_entry(name)
+    elif parsed.backend not in BACKENDS:
+        raise ConfigError(
+            f"--task {name!r}: unknown backend {parsed.backend!r}{suggest(parsed.backend, list(BACKENDS))} "
+            f"(backends: {', '.join(f'{b}:<task>' for b in BACKENDS)})"
+        )
+    return parsed
+
+
+def task_entry(name: str) -> TaskEntry:
     if name not in TASKS:
-        raise ConfigError(f"--task: unknown task {name!r}{suggest(name, list(TASKS))} (known: {', '.join(TASKS)})")
+        raise ConfigError(
+            f"--task: unknown task {name!r}{suggest(name, list(TASKS))} (built-in: {', '.join(TASKS)}; simulator "
+            f"tasks: {', '.join(f'{b}:<task>' for b in BACKENDS)})"
+        )
     return TASKS[name]
 
 
 def make_env(name: str, num_envs: int, device: torch.device | str = "cpu", seed: int = 0) -> VecEnv:
-    return task_entry(name).make(num_envs=num_envs, device=device, seed=seed)
+    parsed = resolve(name)
+    if parsed.backend is None:
+        return task_entry(name).make(num_envs=num_envs, device=device, seed=seed)
+    return BACKENDS[parsed.backend].make(parsed.task, num_envs, device, seed, **parsed.options)
+
+
+def presets_of(task: str) -> dict[str, dict[str, dict[str, Any]]]:
+    """algo -> preset name -> overrides, for any task name (options after the task name do not change presets)."""
+    parsed = resolve(task)
+    if parsed.backend is None:
+        return task_entry(task).presets
+    return BACKENDS[parsed.backend].presets(parsed.task)
 
 
 def preset(task: str, algo: str, name: str = "default") -> dict[str, Any]:
-    presets = task_entry(task).presets.get(algo, {"default": {}})
+    presets = presets_of(task).get(algo, {"default": {}})
     if name not in presets:
         raise ConfigError(
             f"--preset: no preset {name!r} for task {task!r} with algo {algo!r}{suggest(name, list(presets))} "
@@ -87,7 +124,18 @@ def preset(task: str, algo: str, name: str = "default") -> dict[str, Any]:
     return presets[name]
 
 
+def check_installed(name: str) -> None:
+    """Fail early, with one message naming what to install, when a simulator task's backend is missing."""
+    parsed = resolve(name)
+    if parsed.backend is not None:
+        try:
+            BACKENDS[parsed.backend].check(parsed.task)
+        except (BackendUnavailable, ConfigError) as e:
+            raise ConfigError(f"--task {name}: {e}") from None
+
+
 def env_factory(name: str):
-    """The (num_envs, device, seed) -> VecEnv callable the trainer takes."""
-    task_entry(name)
+    """The (num_envs, device, seed) -> VecEnv callable the trainer takes. Checks the name and that its simulator is
+    installed now, so that a missing package is reported before anything starts."""
+    check_installed(name)
     return lambda num_envs, device, seed: make_env(name, num_envs, device, seed)

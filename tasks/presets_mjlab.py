@@ -149,3 +149,29 @@ def mjlab_task_entry(name: str) -> TaskEntry:
         f"mjlab task {task_id} (MuJoCo Warp; actor/critic observation groups)",
         PRESETS,
     )
+
+
+def _check(task_id: str) -> None:
+    """Cheap for the registry's parse-time check: the full check (mjlab imports, the id exists) is ``make``'s."""
+    mjlab_task_entry(task_id)
+
+
+def _make(task_id: str, num_envs: int, device: torch.device | str = "cpu", seed: int = 0, **options: Any) -> VecEnv:
+    from parallel_rl.envs.mjlab import MjlabVecEnv
+
+    return MjlabVecEnv(_task_id(task_id), num_envs, device, seed, **options)
+
+
+def _backend():
+    from tasks.backend import Backend
+
+    return Backend(
+        make=_make,
+        presets=lambda task_id: PRESETS,
+        check=_check,
+        description="mjlab (Isaac Lab's manager API on MuJoCo Warp): Unitree G1 velocity tasks, offline",
+        tuned=("Mjlab-Velocity-Flat-Unitree-G1", "Mjlab-Velocity-Rough-Unitree-G1"),
+    )
+
+
+BACKEND = _backend()
