@@ -111,9 +111,15 @@ def register() -> bool:
             algos = out.get(key, {"algos": ()})["algos"] + (e["algo"],)
             out[key] = {**e, "algos": algos}
         return tuple(
-            benchmark.SuiteTask(task=e["task"], threshold=G1_THRESHOLD, time_budget_s=e["time_budget_s"],
-                                env_step_budget=e["env_step_budget"], preset=e["preset"], algos=e["algos"],
-                                threshold_source="provisional (no published G1 threshold)")  # fmt: skip
+            benchmark.SuiteTask(
+                task=e["task"],
+                threshold=G1_THRESHOLD,
+                time_budget_s=e["time_budget_s"],
+                env_step_budget=e["env_step_budget"],
+                preset=e["preset"],
+                algos=e["algos"],
+                threshold_source="provisional (no published G1 threshold)",
+            )  # fmt: skip
             for e in out.values()
         )
 
@@ -127,9 +133,14 @@ def register() -> bool:
         else:
             algos = tuple(dict.fromkeys(e["algo"] for e in entries))
             benchmark.register_suite(
-                benchmark.Suite(name=name, description=f"mjlab G1 velocity: ours vs mjlab PPO ({name})",
-                                tasks=suite_tasks(entries), algos=algos, seeds=seeds,
-                                device=entries[0]["device"]),  # fmt: skip
+                benchmark.Suite(
+                    name=name,
+                    description=f"mjlab G1 velocity: ours vs mjlab PPO ({name})",
+                    tasks=suite_tasks(entries),
+                    algos=algos,
+                    seeds=seeds,
+                    device=entries[0]["device"],
+                ),  # fmt: skip
                 replace=True,
             )
     return True

@@ -9,7 +9,7 @@ from parallel_rl.config import AgentConfig, BufferConfig, ScheduleConfig, TrainC
 
 
 @pytest.fixture(autouse=True)
-def _two_threads():
+def _one_thread():
     torch.set_num_threads(1)  # tiny networks: one thread is fastest, and immune to other processes on the cores
 
 
