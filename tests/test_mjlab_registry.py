@@ -25,7 +25,7 @@ def without_mjlab(monkeypatch):
 
 def test_mjlab_task_without_mjlab_fails_with_one_message_naming_the_extra(without_mjlab, capsys):
     with pytest.raises(ConfigError, match=r"parallel-rl\[mjlab\]"):
-        tasks.task_entry(G1)
+        tasks.check_installed(G1)
     from launch.train import main
 
     with pytest.raises(SystemExit) as exit_info:
@@ -84,5 +84,5 @@ def test_unknown_mjlab_task_gets_a_suggestion():
     pytest.importorskip("mjlab", reason="mjlab is not installed (pip install 'parallel-rl[mjlab]')")
     presets_mjlab.mjlab_task_entry.cache_clear()
     with pytest.raises(ConfigError, match="did you mean 'Mjlab-Velocity-Flat-Unitree-G1'"):
-        tasks.task_entry("mjlab:Mjlab-Velocity-Flat-Unitree-G2")
-    assert tasks.task_entry(G1).presets["fasttd3"]["cpu"]["num_envs"] == 4
+        tasks.check_installed("mjlab:Mjlab-Velocity-Flat-Unitree-G2")
+    assert tasks.presets_of(G1)["fasttd3"]["cpu"]["num_envs"] == 4
