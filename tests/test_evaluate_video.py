@@ -188,7 +188,7 @@ def test_mujoco_playground_cheetah_evaluation_video(cheetah_run, tmp_path):
 
 def _playground_task_resolvable() -> bool:
     try:
-        tasks.task_entry("playground:CheetahRun")
+        tasks.check_installed("playground:CheetahRun")
     except Exception:
         return False
     return True
@@ -201,7 +201,9 @@ def test_evaluate_cli_playground_task_video(cheetah_run, tmp_path):
     # Sizes from Playground itself (CheetahRun: flat 17-dim observation, 6 actions in [-1, 1]), so the adapter's
     # env is built once, by the evaluation; a mismatch would fail there with a message naming both sizes.
     act_dim = cheetah_run.action_size
-    ckpt = untrained_checkpoint("playground:CheetahRun", tmp_path / "c.pt", cheetah_run.observation_size,
+    # Short episodes (a backend option) keep the CPU evaluation to seconds.
+    ckpt = untrained_checkpoint("playground:CheetahRun,episode_length=60", tmp_path / "c.pt",
+                                cheetah_run.observation_size,
                                 (-1.0,) * act_dim, (1.0,) * act_dim)  # fmt: skip
     video = tmp_path / "cheetah.mp4"
     stats = evaluate_cli.main(["--checkpoint", str(ckpt), "--num-envs", "1", "--episodes", "1", "--video", str(video),
@@ -209,3 +211,4 @@ def test_evaluate_cli_playground_task_video(cheetah_run, tmp_path):
     assert stats["episodes"] == 1 and all(math.isfinite(r) for r in stats["returns"])
     decoded = read_video_info(video)
     assert decoded["frames"] == 40 and (decoded["width"], decoded["height"]) == (96, 64)
+    assert stats["episodes"] == 1
