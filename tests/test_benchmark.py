@@ -4,6 +4,7 @@ trainer's runner through a real subprocess."""
 from __future__ import annotations
 
 import csv
+import importlib.util
 from pathlib import Path
 
 import pytest
@@ -51,7 +52,8 @@ def test_suite_outputs_resume_and_failures(registries, tmp_path, monkeypatch):
     rows = list(csv.DictReader((out / "curves.csv").open()))
     assert tuple(rows[0]) == ("suite", "task", "algo", "seed", "env_steps", "wall_seconds", "return")
     assert len(rows) == 10 and {r["seed"] for r in rows} == {"0", "1"} and rows[0]["suite"] == "unit"
-    assert (out / "curves_task-a.png").stat().st_size > 1000
+    if importlib.util.find_spec("matplotlib"):  # plots are skipped, not failed, without matplotlib
+        assert (out / "curves_task-a.png").stat().st_size > 1000
     summary = result["summaries"][0]
     # seed 0 reaches 25 at 3000 steps (30 s), seed 1 at 3000 steps (3000/101 s): medians over both
     assert summary["reached"] == 2 and summary["steps_to_threshold"] == 3000

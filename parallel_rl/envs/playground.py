@@ -98,18 +98,26 @@ def needs_menagerie(name: str) -> bool:
     return name in locomotion.ALL_ENVS or name in manipulation.ALL_ENVS
 
 
+def task_names() -> tuple[str, ...]:
+    """Every Playground task, including those registered at run time (``registry.ALL_ENVS`` is fixed at import)."""
+    prepare_environment()
+    require("playground", "mujoco_playground")
+    from mujoco_playground._src import dm_control_suite, locomotion, manipulation
+
+    return tuple(dm_control_suite.ALL_ENVS) + tuple(locomotion.ALL_ENVS) + tuple(manipulation.ALL_ENVS)
+
+
 def check_task_name(name: str) -> None:
     """Raise ``ValueError`` with a suggestion if Playground has no task ``name``."""
-    prepare_environment()
-    registry = require("playground", "mujoco_playground").registry
-    if name not in registry.ALL_ENVS:
+    names = task_names()
+    if name not in names:
         import difflib
 
-        hint = difflib.get_close_matches(name, list(registry.ALL_ENVS), n=1)
+        hint = difflib.get_close_matches(name, list(names), n=1)
         raise ValueError(
             f"playground:{name}: no such MuJoCo Playground environment"
             + (f"; did you mean {hint[0]!r}?" if hint else "")
-            + f" (known: {', '.join(registry.ALL_ENVS)})"
+            + f" (known: {', '.join(names)})"
         )
 
 
@@ -177,9 +185,11 @@ def _build_program(jax, raw_env, obs_key: str, critic_obs_key: str, donate: bool
 
         def body(carry, _):
             s, total, ended = carry
-            s = raw_env.step(s, action)
-            total = total + jnp.where(ended, 0.0, s.reward)  # no reward after the episode ended mid-repeat
-            return (s, total, ended | (s.done > 0.5)), None
+            stepped = raw_env.step(s, action)
+            # An episode that ended mid-repeat stays in the state it ended in and earns nothing more.
+            s = jax.tree.map(lambda old, new: jnp.where(ended, old, new), s, stepped)
+            total = total + jnp.where(ended, 0.0, stepped.reward)
+            return (s, total, ended | (stepped.done > 0.5)), None
 
         init = (state, jnp.zeros_like(state.reward), jnp.zeros((), dtype=bool))
         (s, total, ended), _ = lax.scan(body, init, None, length=action_repeat)
