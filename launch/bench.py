@@ -385,16 +385,20 @@ def bench_e2e(setting: NetSetting, num_envs: int, device: torch.device, cfg: Ben
     return rows
 
 
-def machine_info(device: torch.device) -> dict[str, Any]:
-    """Enough about the machine to compare numbers across runs."""
-    cpu = platform.processor() or "unknown"
+def cpu_model() -> str:
+    """The CPU's model name (Linux /proc/cpuinfo; elsewhere what platform knows). Shared by every benchmark report."""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
+                return line.split(":", 1)[1].strip()
     except OSError:
         pass
+    return platform.processor() or platform.machine() or "unknown"
+
+
+def machine_info(device: torch.device) -> dict[str, Any]:
+    """Enough about the machine to compare numbers across runs."""
+    cpu = cpu_model()
     try:
         usable = len(os.sched_getaffinity(0))
     except AttributeError:

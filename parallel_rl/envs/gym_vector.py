@@ -24,6 +24,7 @@ from tensordict import TensorDict
 
 from parallel_rl.envs._optional import INSTALL_HINTS, BackendUnavailable, require
 from parallel_rl.envs.base import EnvSpec, check_action
+from parallel_rl.envs.mujoco_render import cached_renderer
 
 VECTORIZATION_MODES = ("sync", "async")
 
@@ -152,21 +153,8 @@ class GymVecEnv:
             if frame is None:
                 raise RuntimeError(f"gym:{self.env_id} is not a MuJoCo env; create it with render_mode='rgb_array'")
             return np.asarray(frame, dtype=np.uint8)
-        import mujoco
 
-        renderer = self._renderers.get((width, height))
-        if renderer is None:
-            try:
-                renderer = mujoco.Renderer(model, height=height, width=width)
-            except Exception as e:  # noqa: BLE001 - GL errors come in many types
-                raise RuntimeError(
-                    f"cannot create a MuJoCo renderer ({e}); set MUJOCO_GL=egl or MUJOCO_GL=osmesa before starting "
-                    f"Python (now MUJOCO_GL={os.environ.get('MUJOCO_GL')!r})"
-                ) from e
-            self._renderers[(width, height)] = renderer
-            import atexit
-
-            atexit.register(renderer.close)  # closing before interpreter teardown avoids EGL errors at exit
+        renderer = cached_renderer(self._renderers, model, width, height)
         renderer.update_scene(data, camera=_tracking_camera(sub, model))
         return renderer.render().copy()
 

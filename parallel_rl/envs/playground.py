@@ -22,7 +22,6 @@ to ``critic_obs`` (asymmetric actor-critic); the keys are options.
 
 from __future__ import annotations
 
-import atexit
 import math
 import os
 import sys
@@ -36,6 +35,7 @@ from tensordict import TensorDict
 
 from parallel_rl.envs._optional import require
 from parallel_rl.envs.base import EnvSpec, check_action
+from parallel_rl.envs.mujoco_render import cached_renderer
 
 #: Share of GPU memory JAX may take when this module is the first to import it (torch needs the rest).
 DEFAULT_JAX_MEM_FRACTION = "0.3"
@@ -400,17 +400,7 @@ class PlaygroundVecEnv:
             if value.size:
                 getattr(d, field)[:] = value.reshape(getattr(d, field).shape)
         mujoco.mj_forward(model, d)
-        renderer = self._renderers.get((width, height))
-        if renderer is None:
-            try:
-                renderer = mujoco.Renderer(model, height=height, width=width)
-            except Exception as e:  # noqa: BLE001 - GL errors come in many types
-                raise RuntimeError(
-                    f"cannot create a MuJoCo renderer ({e}); set MUJOCO_GL=egl (GPU or Mesa EGL) or MUJOCO_GL=osmesa "
-                    f"before starting Python (now MUJOCO_GL={os.environ.get('MUJOCO_GL')!r})"
-                ) from e
-            self._renderers[(width, height)] = renderer
-            atexit.register(renderer.close)  # closing before interpreter teardown avoids EGL errors at exit
+        renderer = cached_renderer(self._renderers, model, width, height)
         renderer.update_scene(d, camera=0 if model.ncam > 0 else -1)
         return renderer.render().copy()
 

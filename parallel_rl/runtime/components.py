@@ -101,7 +101,9 @@ class ActorComponent:
             inputs = {"obs": obs, "noise": self._noise}
             if self.critic_normalizer is not None:
                 inputs["critic_obs"] = self.critic_obs
-            action = self._act(TensorDict(inputs))["action"].clone()
+            action = self._act(TensorDict(inputs))["action"]
+            if self._act.enabled:
+                action = action.clone()  # a graph's output tensor is overwritten by its next replay
             out = self.env.step(self.scale_action(action))
             terminated, truncated = out["terminated"], out["truncated"]
             done = terminated | truncated

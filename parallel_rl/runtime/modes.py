@@ -58,6 +58,12 @@ def free_reserve(utd: float, policy_ratio: float, k: int) -> int:
     return 2 * lead_steps
 
 
+def _synchronize(device: torch.device) -> None:
+    """Wait for every lane's queued GPU work (checkpoints read tensors the lanes may still be writing)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
 class SequentialMode:
     """The reference order (see the module docstring)."""
 
@@ -93,8 +99,7 @@ class SequentialMode:
 
     def quiesce(self) -> None:
         """Nothing in flight between iterations (a GPU's queued work is waited for)."""
-        if self.t.device.type == "cuda":
-            torch.cuda.synchronize(self.t.device)
+        _synchronize(self.t.device)
 
     def state_dict(self) -> dict:
         return {}
@@ -197,8 +202,7 @@ class PipelinedMode:
 
     def quiesce(self) -> None:
         """Between iterations every part has joined and channels are committed; only a GPU's queue may be busy."""
-        if self.t.device.type == "cuda":
-            torch.cuda.synchronize(self.t.device)
+        _synchronize(self.t.device)
 
     def state_dict(self) -> dict:
         return {"plan": list(self.plan)}  # the learners' pending share: a resumed run does it next, as planned
@@ -347,8 +351,7 @@ class FreeMode:
         are consistent for a checkpoint."""
         self.finish()
         self.stopping = self.critic_done = False
-        if self.t.device.type == "cuda":
-            torch.cuda.synchronize(self.t.device)
+        _synchronize(self.t.device)
 
     def state_dict(self) -> dict:
         return {"waited": dict(self.waited)}
