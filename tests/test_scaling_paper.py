@@ -20,9 +20,12 @@ PUBLISHED_ABC = [(0.7572, 0.11823, 0.31918), (0.8240, 0.18996, 0.37011), (0.7830
                  (0.7014, 0.91035, 0.66747), (0.5795, 1.59090, 0.65879), (0.7559, 1.62825, 0.89902),
                  (0.7004, 2.28952, 1.03081)]  # fmt: skip
 # qscaled's own shared-slope batch law on the full sweep (experiments/outputs/grid_proposed_fits/gym_sweep).
-QSCALED_BATCH_LAW = {"exponent": -0.3096094744219379,
-                     "coefficients": {"Ant-v4": 10**2.6189244030305345, "HalfCheetah-v4": 10**2.6149104523286484,
-                                      "Humanoid-v4": 10**2.4957687292062407, "Walker2d-v4": 10**2.50891726620878}}  # fmt: skip
+QSCALED_LOG10_BATCH_AT_1 = {"Ant-v4": 2.6189244030305345, "HalfCheetah-v4": 2.6149104523286484,
+                            "Humanoid-v4": 2.4957687292062407, "Walker2d-v4": 2.50891726620878}  # fmt: skip
+QSCALED_BATCH_LAW = {
+    "exponent": -0.3096094744219379,
+    "coefficients": {t: 10**v for t, v in QSCALED_LOG10_BATCH_AT_1.items()},
+}
 
 
 @pytest.fixture(scope="module")
