@@ -203,6 +203,8 @@ def fit_data_law_sigma_n_shared(
     scales = [float(np.median(row[k])) for row, k in zip(d, keep)]
 
     def solve(alpha: float, beta: float) -> tuple[float, list[np.ndarray]]:
+        if not (0.01 <= alpha <= 10.0 and 0.01 <= beta <= 10.0):  # beyond: a step, not a power law
+            return float("inf"), []
         total, coefs = 0.0, []
         for row, k, d0 in zip(d, keep, scales):
             y = row[k] / d0

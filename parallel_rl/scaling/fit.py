@@ -428,6 +428,12 @@ def fit_laws(
         contract["hold_out"] = min(hold_out, len(fitted) - 2)
         out["hold_out"] = contract["hold_out"]
         out["budget"] = {k: v for k, v in budget_table(contract).items() if k != "inputs"}
+        stars = {round(r["sigma_star"], 12) for r in out["budget"]["table"]}
+        if stars <= {round(sigmas[0], 12), round(sigmas[-1], 12)}:
+            out["warnings"].append(
+                f"σ* is at the edge of the σ range that ran ({sigmas[0]:g}..{sigmas[-1]:g}) for every threshold, so "
+                "σ*(F) is not a law: the budget optimum lies outside the runs (run σ beyond it, or check --delta)"
+            )
     return out
 
 

@@ -191,7 +191,8 @@ def recommend_sigma_n(
         batch_rule = "B*(σ, N)"
     else:
         batch = np.vectorize(lambda s: hyperparameters_at(fits, float(s), task)[0])(S)
-        batch_rule = "B*(σ) (" + fits["batch_law"].get("status", "fitted") + ")"
+        status = fits["batch_law"].get("status", "fitted")
+        batch_rule = "the runs' constant batch size" if status.startswith("constant") else f"B*(σ) ({status})"
     D = law(S, N)
     F = k_flops * N * batch * S * D + delta * D
     if budget is not None:
@@ -212,6 +213,7 @@ def recommend_sigma_n(
                              f"{data:.4g} env steps")  # fmt: skip
         i = np.unravel_index(np.argmin(np.where(ok, F, np.inf)), F.shape)
     sigma, params = float(S[i]), float(N[i])
+    edge = [name for name, k, size in (("σ", i[0], S.shape[0]), ("N", i[1], S.shape[1])) if k in (0, size - 1)]
     draws = [DataLawSigmaN(*b)(sigma, params) for b in entry.get("bootstrap", [])]
     finite = np.array([d for d in draws if np.isfinite(d)])
     interval = [float(np.quantile(finite, 0.05)), float(np.quantile(finite, 0.95))] if finite.size >= 5 else None
@@ -227,6 +229,7 @@ def recommend_sigma_n(
         "per_task": per_task, "predicted_data": float(D[i]), "data_interval": interval,
         "bootstrap_refits": int(finite.size), "compute": float(F[i] - delta * D[i]), "total": float(F[i]),
         "extrapolated": bool(not (s_lo <= sigma <= s_hi and n_lo <= params <= n_hi)),
+        "at_grid_edge": edge, "reach": reach,
         "ran": {"sigma": [float(s_lo), float(s_hi)], "critic_params": [float(n_lo), float(n_hi)]},
         "across_tasks": None if task is not None else "geometric mean over the fitted tasks (pass --task for one)",
     }  # fmt: skip
@@ -242,6 +245,10 @@ def format_sigma_n(rec: dict[str, Any]) -> str:
         flag = (f"  (EXTRAPOLATED: the runs covered σ {r['sigma'][0]:.4g}..{r['sigma'][1]:.4g}, N "
                 f"{r['critic_params'][0]:.4g}..{r['critic_params'][1]:.4g})")  # fmt: skip
     lines.append(f"  σ (critic updates per transition): {rec['sigma']:.4g}{flag}")
+    if rec.get("at_grid_edge"):
+        where = " and ".join(rec["at_grid_edge"])
+        lines.append(f"  warning: {where} at the edge of the search ({rec['reach']:g}x beyond the runs): the optimum "
+                     "lies further out, where the law is an extrapolation")  # fmt: skip
     lines.append(f"  batch size: {rec['batch_size']} (from {rec['batch_rule']})")
     lines.append(f"  learning rate: {rec['lr']:.3g}")
     width = f"{rec['critic_width']}" if rec["critic_width"] is not None else "n/a (no critic widths in the runs)"
