@@ -519,7 +519,13 @@ def report_fit(fits: dict) -> str:
         for e in envs["per_threshold"]:
             law = e.get("data_law", {})
             if "c" in law:
-                lines.append(f"J={e['threshold']:.4g}: D_J(n) = {law['c']:.4g} + (n/{law['b']:.4g})^{law['e']:.3f}")
+                bound = " (degenerate: the exponent is at its bound; the points do not pin a power law)"
+                note = bound if law.get("degenerate") else ""
+                lines.append(
+                    f"J={e['threshold']:.4g}: D_J(n) = {law['c']:.4g} + (n/{law['b']:.4g})^{law['e']:.3f}{note}"
+                )
+            else:
+                lines.append(f"J={e['threshold']:.4g}: D_J(n) {law.get('status', 'not fitted')}")
             for h in e.get("data_law_held_out", []):
                 err = "n/a" if h["relative_error"] is None else f"{100 * h['relative_error']:+.1f}%"
                 lines.append(f"  held-out num_envs={h['num_envs']}: predicted {h['predicted']:.4g}, measured "

@@ -243,8 +243,15 @@ class PowerLawWithConstant:
     def __call__(self, x: np.ndarray | float) -> np.ndarray:
         return self.c + (np.asarray(x, dtype=float) / self.b) ** self.e
 
+    @property
+    def degenerate(self) -> bool:
+        """The exponent sits at the fit's bound (|e| = 10 or ~0): the points do not pin a power law down (e.g. a
+        flat stretch then a jump), so predictions between and beyond them are not to be trusted."""
+        return abs(self.e) >= 9.99 or abs(self.e) <= 1.01e-3
+
     def to_json(self) -> dict:
-        return {"c": self.c, "b": self.b, "e": self.e, "loss": self.loss, "form": "c + (x/b)^e"}
+        return {"c": self.c, "b": self.b, "e": self.e, "loss": self.loss, "form": "c + (x/b)^e",
+                "degenerate": self.degenerate}  # fmt: skip
 
 
 def fit_power_law_with_constant(

@@ -218,12 +218,10 @@ def plot_num_envs(fits: dict[str, Any], path: Path) -> Path | None:
             if "c" in f:
                 ax.plot(grid, PowerLawWithConstant(f["c"], f["b"], f["e"])(grid), "-", color=color, lw=1,
                         label=f"J={e['threshold']:.0f}: {f['c']:.3g} + (n/{f['b']:.3g})^{f['e']:.2f}")  # fmt: skip
-    for ax, ylabel, title in ((axes[0], "D_J (env steps)", "Data to reach J"),
-                              (axes[1], "training seconds to J", "Wall-clock to reach J")):  # fmt: skip
+    for ax, ylabel, title in ((axes[0], "D_J (env steps)", "Data to J"),
+                              (axes[1], "training seconds to J", "Wall-clock to J")):  # fmt: skip
         _log_axes(ax)
-        ax.set(
-            xlabel="num_envs", ylabel=ylabel, title=f"{title} vs parallel envs (σ = {law['utd']:g}; stars: held out)"
-        )
+        ax.set(xlabel="num_envs", ylabel=ylabel, title=f"{title} (σ = {law['utd']:g}; stars: held out)")
         _legend(ax, 6)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
