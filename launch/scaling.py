@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import shlex
@@ -49,6 +50,9 @@ class Sweep:
     """Learning rates (critic and actor) to sweep (empty: the training config's, or the fitted law's with --laws)."""
     critic_width: tuple[int, ...] = ()
     """Critic hidden widths (every hidden layer; empty: the training config's critic)."""
+    num_envs: tuple[int, ...] = ()
+    """Parallel env counts to sweep at the same σ (the trainer's --utd becomes σ x num_envs; empty: the training
+    config's). The parallel-env axis: fit then gives D_J(num_envs) and wall-clock to J against num_envs."""
     laws: str | None = None
     """A ``fit`` output: take batch size and learning rate at each σ from its B*(σ) and η*(σ) (rounded to a
     multiple of 16 and 3 significant figures)."""
@@ -311,6 +315,7 @@ def run_sweep_command(args: Sweep, train_args: list[str], argv: list[str] | None
     swept = ["--utd", "--seed", "--run-dir"]
     swept += ["--batch-size"] if args.batch_size or args.laws else []
     swept += ["--critic-lr", "--actor-lr"] if args.lr or args.laws else []
+    swept += ["--num-envs"] if args.num_envs else []
     clash = [f for f in swept if any(a == f or a.startswith(f + "=") for a in train_args)]
     if clash:
         raise ConfigError(f"training flag(s) {', '.join(clash)} are set by the sweep; use the sweep's own flags")
@@ -329,16 +334,25 @@ def run_sweep_command(args: Sweep, train_args: list[str], argv: list[str] | None
         lr = lambda s: round_lr(lr_law(s))  # noqa: E731
     widths = args.critic_width or (max(hidden),)
 
-    def steps(sigma: float) -> int:
-        return env_steps_for(sigma, base.total_env_steps, args.max_critic_updates, args.min_env_steps, num_envs)
+    cells = []
+    for n in args.num_envs or (num_envs,):
+        if n < 1:
+            raise ConfigError(f"--num-envs must be >= 1, got {n}")
 
-    cells = grid_cells(args.sigma, batch, lr, widths, args.seeds, steps)
+        def steps(sigma: float, n: int = n) -> int:
+            return env_steps_for(sigma, base.total_env_steps, args.max_critic_updates, args.min_env_steps, n)
+
+        grid = grid_cells(args.sigma, batch, lr, widths, args.seeds, steps)
+        cells += [dataclasses.replace(c, num_envs=n) for c in grid] if args.num_envs else grid
+
+    def envs_of(cell) -> int:
+        return cell.num_envs or num_envs
 
     def eval_every_of(cell) -> int:
-        return args.eval_every or base.eval_every or max(num_envs, cell.total_env_steps // 40)
+        return args.eval_every or base.eval_every or max(envs_of(cell), cell.total_env_steps // 40)
 
     def command(cell, run_dir: Path) -> list[str]:
-        utd = cell.sigma * num_envs
+        utd = cell.sigma * envs_of(cell)
         eval_every = eval_every_of(cell)
         argv = [sys.executable, "-m", "launch.train", *train_args, "--utd", repr(utd), "--batch-size",
                 str(cell.batch_size), "--critic-lr", repr(cell.lr), "--actor-lr", repr(cell.lr), "--seed",
@@ -347,6 +361,8 @@ def run_sweep_command(args: Sweep, train_args: list[str], argv: list[str] | None
                 "--max-wall-seconds", repr(args.max_wall_seconds)]  # fmt: skip
         if args.critic_width:
             argv += ["--critic-hidden", *[str(cell.critic_width)] * len(hidden)]
+        if args.num_envs:
+            argv += ["--num-envs", str(cell.num_envs)]
         return argv
 
     for cell in cells:  # fail early, before any run starts, on a cell the trainer would reject
@@ -354,7 +370,8 @@ def run_sweep_command(args: Sweep, train_args: list[str], argv: list[str] | None
             "seed": cell.seed,
             "total_env_steps": cell.total_env_steps,
             "eval_every": eval_every_of(cell),
-            "schedule": {"utd": cell.sigma * num_envs},
+            "num_envs": envs_of(cell),
+            "schedule": {"utd": cell.sigma * envs_of(cell)},
             "buffer": {"batch_size": cell.batch_size},
             "agent": {"critic_lr": cell.lr, "actor_lr": cell.lr},
         }
@@ -494,7 +511,7 @@ def report_fit(fits: dict) -> str:
         lines.append(f"{name} = coefficient·σ^{law['exponent']:.3f} ({coefs}); {law['status']}")
         edge = [p for p in law.get("points", []) if p.get("at_edge", 0) > 0.5]
         if edge:
-            where = ", ".join(f"σ={p['utd']:g}: {p['best']:.3g}" for p in edge)
+            where = ", ".join(f"{p['task']} σ={p['utd']:g}: {p['best']:.3g}" for p in edge)
             lines.append(f"  warning: the best value is at the edge of the swept grid ({where}); widen the grid")
     for e in fits["data_law"]["per_threshold"]:
         if e["status"] == "fitted":

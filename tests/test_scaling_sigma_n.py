@@ -103,3 +103,11 @@ def test_num_envs_law_and_held_out_prediction(tmp_path):
     saved = json.loads((tmp_path / "f.json").read_text())
     made = main(["plot", "--fits", str(tmp_path / "f.json"), "--out", str(tmp_path / "plots")])
     assert "num_envs.png" in {p.name for p in made} and saved["num_envs_law"]["utd"] == 0.5
+
+
+def test_sweep_cells_over_env_counts_are_named_apart():
+    from parallel_rl.scaling.sweep import SweepCell
+
+    base = SweepCell(0.5, 128, 1e-3, 64, 0, 6000)
+    assert base.name == "utd0.5_bs128_lr0.001_w64_seed0"  # unchanged when the sweep does not vary num_envs
+    assert SweepCell(0.5, 128, 1e-3, 64, 0, 6000, num_envs=256).name == "utd0.5_bs128_lr0.001_w64_n256_seed0"
