@@ -24,6 +24,10 @@ def _law(fits: dict[str, Any], key: str, task: str | None) -> SharedPowerLaw:
     law = fits.get(key)
     if not law or "exponent" not in law or "coefficients" not in law:
         raise ValueError(f"the fits have no {key!r} (exponent and coefficients); run `fit` on a sweep")
+    if not law["coefficients"]:
+        column = "batch_size" if key == "batch_law" else "lr"
+        raise ValueError(f"the fits have no {key} (the run table has no {column} column); fit again with "
+                         "--hyper-laws FITS from a sweep that recorded it")  # fmt: skip
     if task is not None and task not in law["coefficients"]:
         raise ValueError(f"task {task!r} not in {key}; fitted tasks: {', '.join(law['coefficients'])}")
     return SharedPowerLaw(float(law["exponent"]), {t: float(c) for t, c in law["coefficients"].items()})
