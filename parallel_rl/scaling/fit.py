@@ -526,9 +526,9 @@ def _fit_sigma_n(
             j = thresholds.index(entry["threshold"])
             for key, res in at.items():
                 d, n = float(res.point[j]), key.critic_params
-                law = DataLawSigmaN_from(entry)
+                law = _sigma_n_law_of(entry)
                 pred = float(law(s, n)) * medians.get(key.task, m) / m
-                lo, hi = _interval([DataLawSigmaN_from(dict(zip(("d_min", "a", "alpha", "b", "beta"), b)))(s, n)
+                lo, hi = _interval([_sigma_n_law_of(dict(zip(("d_min", "a", "alpha", "b", "beta"), b)))(s, n)
                                     for b in entry["bootstrap"]])  # fmt: skip
                 scale = medians.get(key.task, m) / m
                 held.append({"task": key.task, "utd": s, "critic_params": int(n), "critic_width": key.critic_width,
@@ -547,7 +547,7 @@ def _fit_sigma_n(
         _skip(out, "B*(σ, N)", str(e), "sweep batch sizes at two or more σ and critic sizes")
 
 
-def DataLawSigmaN_from(entry: Mapping[str, Any]):  # noqa: N802 (reads as the class it builds)
+def _sigma_n_law_of(entry: Mapping[str, Any]):
     from parallel_rl.scaling.datalaw import DataLawSigmaN
 
     return DataLawSigmaN(entry["d_min"], entry["a"], entry["alpha"], entry["b"], entry["beta"])

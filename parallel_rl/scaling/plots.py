@@ -50,7 +50,9 @@ def _grid(fits: dict[str, Any], extra: list[float]) -> np.ndarray:
     return sigma_grid(min([lo, *extra]), max([hi, *extra]), 100)
 
 
-def plot_data_vs_sigma(fits: dict[str, Any], path: Path) -> Path:
+def plot_data_vs_sigma(fits: dict[str, Any], path: Path) -> Path | None:
+    if not any(len(e.get("utd", [])) >= 2 for e in fits["data_law"]["per_threshold"]):
+        return None  # the runs had one σ (e.g. an env-count sweep): nothing to draw against σ
     plt = _pyplot()
     held = fits.get("held_out") or []
     grid = _grid(fits, [h["utd"] for h in held])
@@ -131,7 +133,9 @@ def plot_sigma_star(fits: dict[str, Any], path: Path) -> Path | None:
     return path
 
 
-def plot_hyperparameters(fits: dict[str, Any], path: Path) -> Path:
+def plot_hyperparameters(fits: dict[str, Any], path: Path) -> Path | None:
+    if not any(fits[k].get("points") or fits[k].get("status", "").startswith("from ") for k in ("batch_law", "lr_law")):
+        return None  # neither batch size nor learning rate was swept (or taken from laws): constants only
     plt = _pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
     grid = _grid(fits, [])
