@@ -1,15 +1,19 @@
-"""Scaling toolkit from the command line: ``python -m launch.scaling {sweep,fit,budget,predict,plot} [flags]``.
+"""Scaling toolkit from the command line: ``python -m launch.scaling {sweep,import,fit,budget,predict,recommend,plot}``.
 
 - ``sweep``: train over a grid of σ (critic updates per transition) x batch x lr x critic width x seeds, one process
   per run, resumable; training flags go after ``--`` (``... sweep --sigma 0.25 1 --out runs/s -- --task pendulum``).
-- ``fit``: run tables -> crossing times -> fitted laws (one JSON).
+- ``import {qscaled,csv,tensorboard,wandb-csv} SRC --out RUNS``: other people's runs as run tables.
+- ``fit``: run tables -> crossing times -> fitted laws (one JSON); ``--method rybkin2025`` (default) or ``robust``.
 - ``budget``: the ``--fits FILE --out OUT`` contract (published or our own fits) -> σ*(F) = k·F^e and a table.
-- ``predict``: recommended (σ, batch, lr, critic width) for a compute budget or a data target.
-- ``plot``: PNGs of D_J vs σ, the Pareto frontier, σ* vs F, and B*/η* vs σ.
+- ``predict``: recommended (σ, batch, lr, critic width) for a compute budget or a data target along D_J(σ).
+- ``recommend``: the compute-optimal (σ, critic size) of D_J(σ, N) for a budget (FLOPs or GPU-hours) or a data
+  target, with the predicted D_J and its bootstrap interval.
+- ``plot``: PNGs of D_J vs σ, the Pareto frontier, σ* vs F, B*/η* vs σ, and D_J / time vs num_envs.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import shlex
@@ -46,6 +50,9 @@ class Sweep:
     """Learning rates (critic and actor) to sweep (empty: the training config's, or the fitted law's with --laws)."""
     critic_width: tuple[int, ...] = ()
     """Critic hidden widths (every hidden layer; empty: the training config's critic)."""
+    num_envs: tuple[int, ...] = ()
+    """Parallel env counts to sweep at the same σ (the trainer's --utd becomes σ x num_envs; empty: the training
+    config's). The parallel-env axis: fit then gives D_J(num_envs) and wall-clock to J against num_envs."""
     laws: str | None = None
     """A ``fit`` output: take batch size and learning rate at each σ from its B*(σ) and η*(σ) (rounded to a
     multiple of 16 and 3 significant figures)."""
@@ -85,10 +92,34 @@ class Fit:
     """Lowest default threshold is 1000 - low_gap."""
     high_gap: float = 200.0
     """Highest default threshold is 1000 - high_gap."""
+    method: str = "rybkin2025"
+    """'rybkin2025' (the papers' procedure: crossing times at the logged steps, hyperparameter argmins averaged
+    arithmetically per (task, σ), data laws by plain squared error) or 'robust' (interpolated crossing times,
+    per-group geometric means, log-space losses). --crossing, --argmin-average and --data-loss override one each."""
+    crossing: str | None = None
+    """'logged' (the first logged step at or above J) or 'interpolated' (linear between logged steps)."""
+    argmin_average: str | None = None
+    """'arithmetic' (per (task, σ), over resamples and the other hyperparameter) or 'geometric' (per group)."""
+    data_loss: str | None = None
+    """'squared' (squared error of D in task-median units) or 'log' (squared error of log D)."""
     return_range: tuple[str, ...] = ()
-    """Normalisation per task as TASK=LO,HI (LO -> 0, HI -> 1000); built-in tasks have defaults."""
+    """Normalisation per task as TASK=LO,HI (LO -> 0, HI -> 1000); else the run table's return_lo/return_hi
+    columns (importers write them), else the built-in tasks' defaults."""
+    normalize: bool = True
+    """Map returns to the papers' 0-1000 scale; --no-normalize fits raw returns (and skips the scale check)."""
     raw_returns: bool = False
-    """Fit raw returns (no 0-1000 normalisation)."""
+    """Same as --no-normalize."""
+    params: float | None = None
+    """Critic parameters N of the compute model when the run table has no critic_params (the papers' Gym: 1.5e5)."""
+    fill_stopped: bool = False
+    """Carry a seed's last return forward after its run stopped (runs stopped by --stop-at-return)."""
+    exclude_cell: tuple[str, ...] = ()
+    """(σ, critic width) cells kept out of D_J(σ, N), as SIGMA,WIDTH; its prediction is reported against the
+    measurement."""
+    exclude_num_envs: tuple[int, ...] = ()
+    """num_envs values kept out of D_J(num_envs); their predictions are reported against the measurements."""
+    law_resamples: int = 40
+    """Bootstrap refits of D_J(σ, N) (its prediction intervals)."""
     hyper_threshold: int = -1
     """Index of the threshold whose crossing time picks the best batch size and learning rate (default: the last)."""
     resamples: int = 100
@@ -136,7 +167,37 @@ class Predict:
     threshold_index: int = -1
     """Threshold for --data (index into the fit's thresholds)."""
     task: str | None = None
-    """Task whose intercepts to use (default: the average over the fitted tasks)."""
+    """Task whose intercepts to use (default: every fitted task listed, and their geometric mean)."""
+
+
+@dataclass
+class Recommend:
+    """The compute-optimal (σ, critic size N) of D_J(σ, N) at a threshold: the smallest D_J that a budget affords
+    (F = C + δ·D, C = k·N·B·σ·D), or the least compute that reaches a data target; printed with batch size,
+    learning rate, critic width, and the predicted D_J with its bootstrap interval."""
+
+    fits: str
+    """A ``fit`` output with D_J(σ, N) (runs at two or more critic widths)."""
+    budget_flops: float | None = None
+    """Total budget F in FLOPs."""
+    budget_gpu_hours: float | None = None
+    """Budget in accelerator hours, priced by --seconds-per-update (and --seconds-per-env-step)."""
+    seconds_per_update: float | None = None
+    """Measured seconds of one critic update at --measured-batch and --measured-params."""
+    seconds_per_env_step: float = 0.0
+    """Measured seconds of one environment transition (prices δ with --budget-gpu-hours)."""
+    measured_batch: int | None = None
+    """Batch size of the measured update (default: the runs' most common)."""
+    measured_params: float | None = None
+    """Critic parameters of the measured update (default: the fit's N)."""
+    delta: float | None = None
+    """FLOPs per transition δ (default: the fit's)."""
+    data: float | None = None
+    """Data target instead of a budget: env steps in which to reach the threshold."""
+    threshold_index: int = -1
+    """Threshold of D_J(σ, N) (index into the fitted ones; default the highest)."""
+    task: str | None = None
+    """Task for the batch size and learning rate (default: geometric mean over tasks)."""
 
 
 @dataclass
@@ -150,11 +211,96 @@ class Plot:
     """Directory for the PNGs."""
 
 
+@dataclass
+class ImportQscaled:
+    """qscaled's layout (prestonfu/qscaled, e.g. its cache/data or a zip of it): utd_<σ>/<Task>/<metric>/
+    bs_<B>_lr_<η>.npy, each [env steps, seed 0, seed 1, ...]. One run table per dataset; the paper's datasets
+    (gym_sweep, gym_ours, gym_baseline_utd2) get the paper's per-task return maxima."""
+
+    src: Annotated[str, tyro.conf.Positional]
+    """A dataset folder, a folder of datasets, or a zip file."""
+    out: str = "runs"
+    """Output: a .csv file (one dataset) or a folder (one <dataset>.csv each)."""
+    metric: str = "episode.return"
+    """Metric folder to read."""
+    algo: str = ""
+    """Value of the algo column."""
+    return_range: tuple[str, ...] = ()
+    """TASK=LO,HI recorded for fit (overrides the paper's maxima)."""
+
+
+@dataclass
+class ImportCsv:
+    """A long CSV: one row per evaluation with task, config columns, seed, env_step, return[, wall_seconds]; other
+    tools' column names are recognised (env, step, global_step, learning_rate, ...) or mapped with --column."""
+
+    file: Annotated[str, tyro.conf.Positional]
+    """The CSV file."""
+    out: str = "run_table.csv"
+    """Output run table."""
+    column: tuple[str, ...] = ()
+    """RUN_TABLE_COLUMN=FILE_COLUMN mappings (e.g. return=eval/return)."""
+    set: tuple[str, ...] = ()
+    """COLUMN=VALUE for every row (e.g. utd=1 task=ant)."""
+    return_range: tuple[str, ...] = ()
+    """TASK=LO,HI recorded for fit."""
+
+
+@dataclass
+class ImportTensorboard:
+    """TensorBoard event files of any library (rsl_rl, FastTD3, Isaac Lab): every folder holding event files is a
+    run; config values come from its path (--pattern) and --set."""
+
+    dir: Annotated[str, tyro.conf.Positional]
+    """Root folder searched for events.out.tfevents.*."""
+    tag: str
+    """Scalar holding the return (e.g. 'Train/mean_reward', 'eval/episode_return')."""
+    out: str = "run_table.csv"
+    """Output run table."""
+    pattern: str | None = None
+    """Regex with named groups matched against each run's path, e.g.
+    '(?P<task>[^/]+)/utd(?P<utd>[0-9.]+)_s(?P<seed>[0-9]+)'."""
+    set: tuple[str, ...] = ()
+    """COLUMN=VALUE for every row (e.g. utd=0.5 num_envs=4096)."""
+    step_scale: float = 1.0
+    """Env steps per logged step (rsl_rl logs iterations: steps per env x num_envs)."""
+    return_range: tuple[str, ...] = ()
+    """TASK=LO,HI recorded for fit."""
+
+
+@dataclass
+class ImportWandbCsv:
+    """A CSV exported from a W&B line plot: a Step column and '<run> - <metric>' columns (__MIN/__MAX skipped)."""
+
+    file: Annotated[str, tyro.conf.Positional]
+    """The exported CSV."""
+    out: str = "run_table.csv"
+    """Output run table."""
+    tag: str | None = None
+    """Metric to read when the export holds several."""
+    pattern: str | None = None
+    """Regex with named groups matched against each run name."""
+    set: tuple[str, ...] = ()
+    """COLUMN=VALUE for every row."""
+    step_scale: float = 1.0
+    """Env steps per logged step."""
+    return_range: tuple[str, ...] = ()
+    """TASK=LO,HI recorded for fit."""
+
+
+ImportCommand = (
+    Annotated[ImportQscaled, tyro.conf.subcommand("qscaled")]
+    | Annotated[ImportCsv, tyro.conf.subcommand("csv")]
+    | Annotated[ImportTensorboard, tyro.conf.subcommand("tensorboard")]
+    | Annotated[ImportWandbCsv, tyro.conf.subcommand("wandb-csv")]
+)
+
 Command = (
     Annotated[Sweep, tyro.conf.subcommand("sweep")]
     | Annotated[Fit, tyro.conf.subcommand("fit")]
     | Annotated[Budget, tyro.conf.subcommand("budget")]
     | Annotated[Predict, tyro.conf.subcommand("predict")]
+    | Annotated[Recommend, tyro.conf.subcommand("recommend")]
     | Annotated[Plot, tyro.conf.subcommand("plot")]
 )
 
@@ -169,7 +315,7 @@ def run_sweep_command(args: Sweep, train_args: list[str], argv: list[str] | None
     swept = ["--utd", "--seed", "--run-dir"]
     swept += ["--batch-size"] if args.batch_size or args.laws else []
     swept += ["--critic-lr", "--actor-lr"] if args.lr or args.laws else []
-    swept += ["--critic-hidden"] if args.critic_width else []
+    swept += ["--num-envs"] if args.num_envs else []
     clash = [f for f in swept if any(a == f or a.startswith(f + "=") for a in train_args)]
     if clash:
         raise ConfigError(f"training flag(s) {', '.join(clash)} are set by the sweep; use the sweep's own flags")
@@ -177,6 +323,8 @@ def run_sweep_command(args: Sweep, train_args: list[str], argv: list[str] | None
         raise ConfigError("--laws sets batch size and learning rate from the fitted laws; drop --batch-size/--lr")
     base = parse([*train_args, "--no-progress"])
     num_envs, hidden = base.num_envs, base.agent.critic_hidden
+    if args.critic_width:  # --critic-hidden in the training flags only says how many layers: the sweep sets widths
+        train_args = _drop_flag(train_args, "--critic-hidden")
     batch: Sequence[int] | Callable[[float], int] = args.batch_size or (base.buffer.batch_size,)
     lr: Sequence[float] | Callable[[float], float] = args.lr or (base.agent.critic_lr,)
     if args.laws:
@@ -186,14 +334,26 @@ def run_sweep_command(args: Sweep, train_args: list[str], argv: list[str] | None
         lr = lambda s: round_lr(lr_law(s))  # noqa: E731
     widths = args.critic_width or (max(hidden),)
 
-    def steps(sigma: float) -> int:
-        return env_steps_for(sigma, base.total_env_steps, args.max_critic_updates, args.min_env_steps, num_envs)
+    cells = []
+    for n in args.num_envs or (num_envs,):
+        if n < 1:
+            raise ConfigError(f"--num-envs must be >= 1, got {n}")
 
-    cells = grid_cells(args.sigma, batch, lr, widths, args.seeds, steps)
+        def steps(sigma: float, n: int = n) -> int:
+            return env_steps_for(sigma, base.total_env_steps, args.max_critic_updates, args.min_env_steps, n)
+
+        grid = grid_cells(args.sigma, batch, lr, widths, args.seeds, steps)
+        cells += [dataclasses.replace(c, num_envs=n) for c in grid] if args.num_envs else grid
+
+    def envs_of(cell) -> int:
+        return cell.num_envs or num_envs
+
+    def eval_every_of(cell) -> int:
+        return args.eval_every or base.eval_every or max(envs_of(cell), cell.total_env_steps // 40)
 
     def command(cell, run_dir: Path) -> list[str]:
-        utd = cell.sigma * num_envs
-        eval_every = args.eval_every or base.eval_every or max(num_envs, cell.total_env_steps // 40)
+        utd = cell.sigma * envs_of(cell)
+        eval_every = eval_every_of(cell)
         argv = [sys.executable, "-m", "launch.train", *train_args, "--utd", repr(utd), "--batch-size",
                 str(cell.batch_size), "--critic-lr", repr(cell.lr), "--actor-lr", repr(cell.lr), "--seed",
                 str(cell.seed), "--total-env-steps", str(cell.total_env_steps), "--eval-every", str(eval_every),
@@ -201,13 +361,17 @@ def run_sweep_command(args: Sweep, train_args: list[str], argv: list[str] | None
                 "--max-wall-seconds", repr(args.max_wall_seconds)]  # fmt: skip
         if args.critic_width:
             argv += ["--critic-hidden", *[str(cell.critic_width)] * len(hidden)]
+        if args.num_envs:
+            argv += ["--num-envs", str(cell.num_envs)]
         return argv
 
     for cell in cells:  # fail early, before any run starts, on a cell the trainer would reject
         overrides = {
             "seed": cell.seed,
             "total_env_steps": cell.total_env_steps,
-            "schedule": {"utd": cell.sigma * num_envs},
+            "eval_every": eval_every_of(cell),
+            "num_envs": envs_of(cell),
+            "schedule": {"utd": cell.sigma * envs_of(cell)},
             "buffer": {"batch_size": cell.batch_size},
             "agent": {"critic_lr": cell.lr, "actor_lr": cell.lr},
         }
@@ -224,6 +388,20 @@ def run_sweep_command(args: Sweep, train_args: list[str], argv: list[str] | None
     return record
 
 
+def _drop_flag(argv: list[str], flag: str) -> list[str]:
+    """``argv`` without ``flag`` and the values after it (up to the next ``--option``)."""
+    out, skipping = [], False
+    for a in argv:
+        if a == flag or a.startswith(flag + "="):
+            skipping = a == flag
+            continue
+        if skipping and not a.startswith("--"):
+            continue
+        skipping = False
+        out.append(a)
+    return out
+
+
 def _task_law(laws: dict, key: str, task: str):
     """value(σ) from a fitted law, at ``task``'s intercept (or the tasks' mean when the task was not fitted)."""
     try:
@@ -236,9 +414,9 @@ def _task_law(laws: dict, key: str, task: str):
 
 
 # ---- fit, budget, predict, plot -----------------------------------------------------------------------------------
-def parse_ranges(items: Sequence[str]) -> dict[str, tuple[float, float]]:
-    """TASK=LO,HI items over the built-in defaults."""
-    ranges = dict(RETURN_RANGES)
+def parse_ranges(items: Sequence[str], defaults: bool = True) -> dict[str, tuple[float, float]]:
+    """TASK=LO,HI items (over the built-in defaults unless ``defaults`` is False)."""
+    ranges = dict(RETURN_RANGES) if defaults else {}
     for item in items:
         try:
             task, bounds = item.split("=", 1)
@@ -278,12 +456,25 @@ def _read_json(path: str) -> dict:
     return json.loads(p.read_text())
 
 
+def _cells(items: Sequence[str]) -> list[tuple[float, int]]:
+    cells = []
+    for item in items:
+        try:
+            sigma, width = item.split(",")
+            cells.append((float(sigma), int(width)))
+        except ValueError:
+            raise ConfigError(f"--exclude-cell: expected SIGMA,WIDTH (e.g. 2,64), got {item!r}") from None
+    return cells
+
+
 def run_fit(args: Fit) -> dict:
     from parallel_rl.scaling.crossing import paper_thresholds
     from parallel_rl.scaling.fit import fit_laws, load_rows
 
     thresholds = list(args.thresholds) or paper_thresholds(args.num_thresholds, args.low_gap, args.high_gap).tolist()
-    ranges = {} if args.raw_returns else parse_ranges(args.return_range)
+    normalize = args.normalize and not args.raw_returns
+    if args.data_loss not in (None, "squared", "log"):
+        raise ConfigError(f"--data-loss must be 'squared' or 'log', got {args.data_loss!r}")
     k_flops = args.k_flops
     if args.count_flops:
         from parallel_rl.scaling.fit import run_table_paths
@@ -297,30 +488,111 @@ def run_fit(args: Fit) -> dict:
     hyper = None
     if args.hyper_laws:
         hyper = {**_read_json(args.hyper_laws), "_source": args.hyper_laws}
-    fits = fit_laws(load_rows(args.runs), thresholds, ranges, args.hyper_threshold, args.resamples, args.seed,
-                    args.delta, k_flops, args.hold_out, args.exclude_sigma, hyper_laws=hyper)  # fmt: skip
+    fits = fit_laws(
+        load_rows(args.runs), thresholds, parse_ranges(args.return_range, defaults=False), args.hyper_threshold,
+        args.resamples, args.seed, args.delta, k_flops, args.hold_out, args.exclude_sigma,
+        log_space=None if args.data_loss is None else args.data_loss == "log", hyper_laws=hyper, method=args.method,
+        crossing=args.crossing, argmin_average=args.argmin_average, normalize=normalize,
+        default_ranges=RETURN_RANGES, params=args.params, fill_stopped=args.fill_stopped,
+        law_resamples=args.law_resamples, exclude_cells=_cells(args.exclude_cell),
+        exclude_num_envs=args.exclude_num_envs,
+    )  # fmt: skip
     _write_json(args.out, fits)
-    for name, law in (("B*(σ)", fits["batch_law"]), ("η*(σ)", fits["lr_law"])):
-        coefs = ", ".join(f"{t}: {c:.4g}" for t, c in law["coefficients"].items())
-        print(f"{name} = coefficient·σ^{law['exponent']:.3f} ({coefs}); {law['status']}")
-        edge = [p for p in law.get("points", []) if p.get("at_edge", 0) > 0.5]
-        if edge:
-            where = ", ".join(f"σ={p['utd']:g}: {p['best']:.3g}" for p in edge)
-            print(f"  warning: the best value is at the edge of the swept grid ({where}); widen the grid")
-    for e in fits["data_law"]["per_threshold"]:
-        if e["status"] == "fitted":
-            print(f"J={e['threshold']:.4g}: D_J(σ) = {e['d_min']:.4g} + ({e['beta']:.4g}/σ)^{e['alpha']:.3f}")
-        else:
-            print(f"J={e['threshold']:.4g}: {e['status']}")
-    for h in fits["held_out"]:
-        err = "n/a (not reached)" if h["relative_error"] is None else f"{100 * h['relative_error']:+.1f}%"
-        print(f"held-out σ={h['utd']:g}, J={h['threshold']:.4g}: predicted {h['predicted']:.4g}, "
-              f"measured {h['measured'] or float('inf'):.4g} ({err})")  # fmt: skip
-    if "budget" in fits:
-        print(f"σ*(F) = {fits['budget']['k']:.4g}·F^{fits['budget']['e']:.4g} (δ = {fits['delta']:.3g}, "
-              f"{fits['delta_source']})")  # fmt: skip
+    print(report_fit(fits))
     print(f"wrote {args.out}")
     return fits
+
+
+def report_fit(fits: dict) -> str:
+    """The fit's results in words: laws, held-out checks, and every warning and skipped result with its remedy."""
+    lines = [f"method {fits['method']}: " + ", ".join(f"{k} {v}" for k, v in fits["choices"].items())]
+    for name, law in (("B*(σ)", fits["batch_law"]), ("η*(σ)", fits["lr_law"])):
+        coefs = ", ".join(f"{t}: {c:.4g}" for t, c in law["coefficients"].items())
+        lines.append(f"{name} = coefficient·σ^{law['exponent']:.3f} ({coefs}); {law['status']}")
+        edge = [p for p in law.get("points", []) if p.get("at_edge", 0) > 0.5]
+        if edge:
+            where = ", ".join(f"{p['task']} σ={p['utd']:g}: {p['best']:.3g}" for p in edge)
+            lines.append(f"  warning: the best value is at the edge of the swept grid ({where}); widen the grid")
+    for e in fits["data_law"]["per_threshold"]:
+        if e["status"] == "fitted":
+            lines.append(f"J={e['threshold']:.4g}: D_J(σ) = {e['d_min']:.4g} + ({e['beta']:.4g}/σ)^{e['alpha']:.3f}")
+        else:
+            lines.append(f"J={e['threshold']:.4g}: {e['status']}")
+    for h in fits["held_out"]:
+        err = "n/a (not reached)" if h["relative_error"] is None else f"{100 * h['relative_error']:+.1f}%"
+        lines.append(f"held-out σ={h['utd']:g}, J={h['threshold']:.4g}: predicted {h['predicted']:.4g}, "
+                     f"measured {h['measured'] or float('inf'):.4g} ({err})")  # fmt: skip
+    for e in fits.get("data_law_sigma_n") or []:
+        lines.append(f"J={e['threshold']:.4g}: D_J(σ, N) = {e['d_min']:.4g} + ({e['a']:.4g}/σ)^{e['alpha']:.3f} + "
+                     f"({e['b']:.4g}/N)^{e['beta']:.3f}")  # fmt: skip
+    for h in fits.get("held_out_sigma_n") or []:
+        err = "n/a (not reached)" if h["relative_error"] is None else f"{100 * h['relative_error']:+.1f}%"
+        lo, hi = h["predicted_interval"]
+        band = f" [{lo:.4g}, {hi:.4g}]" if lo is not None and hi is not None else ""
+        lines.append(f"held-out cell σ={h['utd']:g}, width {h['critic_width']}, J={h['threshold']:.4g}: predicted "
+                     f"{h['predicted']:.4g}{band}, measured {h['measured'] or float('inf'):.4g} ({err})")  # fmt: skip
+    envs = fits.get("num_envs_law")
+    if envs:
+        for e in envs["per_threshold"]:
+            law = e.get("data_law", {})
+            if "c" in law:
+                bound = " (degenerate: the exponent is at its bound; the points do not pin a power law)"
+                note = bound if law.get("degenerate") else ""
+                lines.append(
+                    f"J={e['threshold']:.4g}: D_J(n) = {law['c']:.4g} + (n/{law['b']:.4g})^{law['e']:.3f}{note}"
+                )
+            else:
+                lines.append(f"J={e['threshold']:.4g}: D_J(n) {law.get('status', 'not fitted')}")
+            for h in e.get("data_law_held_out", []):
+                err = "n/a" if h["relative_error"] is None else f"{100 * h['relative_error']:+.1f}%"
+                lines.append(f"  held-out num_envs={h['num_envs']}: predicted {h['predicted']:.4g}, measured "
+                             f"{h['measured'] or float('inf'):.4g} ({err})")  # fmt: skip
+    if "budget" in fits:
+        lines.append(f"σ*(F) = {fits['budget']['k']:.4g}·F^{fits['budget']['e']:.4g} (δ = {fits['delta']:.3g}, "
+                     f"{fits['delta_source']}; N = {fits['params']:.4g}, {fits['params_source']})")  # fmt: skip
+    for w in fits.get("warnings", []):
+        lines.append(f"warning: {w}")
+    for sk in fits.get("skipped", []):
+        lines.append(f"skipped {sk['result']}: {sk['reason']}; to get it: {sk['enable']}")
+    return "\n".join(lines)
+
+
+def run_import(args) -> dict:
+    from parallel_rl.scaling import importers
+    from parallel_rl.scaling.runtable import write_run_table
+
+    ranges = parse_ranges(args.return_range, defaults=False)
+    if isinstance(args, ImportQscaled):
+        datasets = importers.import_qscaled(args.src, args.metric, args.algo, ranges)
+        out = Path(args.out)
+        if out.suffix == ".csv" and len(datasets) > 1:
+            raise ConfigError(f"--out {out}: {args.src} holds {len(datasets)} datasets ({', '.join(datasets)}); "
+                              "give a folder")  # fmt: skip
+        paths = {name: out if out.suffix == ".csv" else out / f"{name}.csv" for name in datasets}
+    else:
+        constants = importers.parse_assignments(args.set, "--set")
+        if isinstance(args, ImportCsv):
+            rows = importers.import_csv(args.file, importers.parse_assignments(args.column, "--column"), constants)
+        elif isinstance(args, ImportTensorboard):
+            rows = importers.import_tensorboard(args.dir, args.tag, args.pattern, constants, args.step_scale)
+        else:
+            rows = importers.import_wandb_csv(args.file, args.tag, args.pattern, constants, args.step_scale)
+        importers.apply_return_ranges(rows, ranges)
+        datasets, paths = {"runs": rows}, {"runs": Path(args.out)}
+    record = {}
+    for name, rows in datasets.items():
+        write_run_table(paths[name], rows)
+        runs = len({(r["task"], r["utd"], r.get("batch_size"), r.get("lr"), r["seed"]) for r in rows})
+        tasks = sorted({r["task"] for r in rows})
+        ranged = sorted({r["task"] for r in rows if r.get("return_hi") is not None})
+        print(f"{paths[name]}: {len(rows)} rows, {runs} runs, tasks {', '.join(tasks)}")
+        print(
+            f"  return ranges recorded for: {', '.join(ranged) if ranged else 'none (give --return-range TASK=LO,HI)'}"
+        )
+        for line in importers.describe_missing(rows):
+            print(f"  {line}")
+        record[name] = {"path": str(paths[name]), "rows": len(rows), "runs": runs, "tasks": tasks}
+    return record
 
 
 def run_budget(args: Budget) -> dict:
@@ -350,6 +622,35 @@ def run_predict(args: Predict) -> dict:
     return rec
 
 
+def run_recommend(args: Recommend) -> dict:
+    from parallel_rl.scaling.recommend import format_sigma_n, price_gpu_hours, recommend_sigma_n
+
+    fits = _read_json(args.fits)
+    budget, delta = args.budget_flops, args.delta
+    if args.budget_gpu_hours is not None:
+        if args.budget_flops is not None:
+            raise ConfigError("give one of --budget-flops and --budget-gpu-hours")
+        if args.seconds_per_update is None:
+            raise ConfigError("--budget-gpu-hours needs --seconds-per-update (a measured critic update)")
+        batch = args.measured_batch
+        if batch is None:
+            sizes = [c["batch_size"] for c in fits.get("crossings", []) if c.get("batch_size")]
+            if not sizes:
+                raise ConfigError("--budget-gpu-hours: the runs record no batch size; give --measured-batch")
+            batch = max(set(sizes), key=sizes.count)
+        params = args.measured_params or fits.get("params")
+        if not params:
+            raise ConfigError("--budget-gpu-hours: the fit has no critic size; give --measured-params")
+        budget, priced_delta = price_gpu_hours(args.budget_gpu_hours, args.seconds_per_update, batch, params,
+                                               float(fits.get("k_flops", 10.0)), args.seconds_per_env_step)  # fmt: skip
+        delta = priced_delta if delta is None else delta
+        print(f"{args.budget_gpu_hours:g} GPU-hours at {args.seconds_per_update:.3g} s per update (batch {batch}, "
+              f"N {params:.3g}) = {budget:.4g} FLOPs; δ = {delta:.3g} FLOPs per transition")  # fmt: skip
+    rec = recommend_sigma_n(fits, budget, args.data, delta, args.threshold_index, args.task)
+    print(format_sigma_n(rec))
+    return rec
+
+
 def run_plot(args: Plot) -> list[Path]:
     from parallel_rl.scaling.plots import plot_all
 
@@ -359,7 +660,8 @@ def run_plot(args: Plot) -> list[Path]:
     return made
 
 
-DISPATCH: dict[type, Callable] = {Fit: run_fit, Budget: run_budget, Predict: run_predict, Plot: run_plot}
+DISPATCH: dict[type, Callable] = {Fit: run_fit, Budget: run_budget, Predict: run_predict, Recommend: run_recommend,
+                                  Plot: run_plot}  # fmt: skip
 
 
 # ---- entry point ---------------------------------------------------------------------------------------------------
@@ -369,6 +671,14 @@ def main(argv: list[str] | None = None):
     if "--" in argv:
         i = argv.index("--")
         argv, train_args = argv[:i], argv[i + 1 :]
+    if argv[:1] == ["import"]:
+        parsed = tyro.cli(ImportCommand, args=argv[1:], prog="launch.scaling import",
+                          description="Other people's runs as run tables.")  # type: ignore[call-overload]  # fmt: skip
+        try:
+            return run_import(parsed)
+        except (ValueError, FileNotFoundError, ImportError) as e:
+            print(f"error: {e}", file=sys.stderr)
+            raise SystemExit(2) from None
     args = tyro.cli(Command, args=argv, description=__doc__)  # type: ignore[call-overload]
     try:
         if isinstance(args, Sweep):

@@ -44,7 +44,8 @@ def test_data_law_recovers_alpha_beta_dmin_from_noisy_curves():
     for s in sigmas:
         truth = [DataLaw(a, b, c, TRUE_M)(s) for a, b, c in TRUE_ABC]
         rows += curve_rows(config(utd=float(s)), truth, THRESHOLDS, seeds=8, rng=rng, time_noise=0.05, return_noise=10)
-    fits = fit_laws(rows, THRESHOLDS, num_resamples=10, delta=4e9)
+    # The robust method (interpolated crossings, log-space loss): with the paper's (the default) β misses by 12%.
+    fits = fit_laws(rows, THRESHOLDS, num_resamples=10, delta=4e9, method="robust")
     for (a, b, c), got in zip(TRUE_ABC, fits["data_law"]["per_threshold"]):
         assert got["status"] == "fitted"
         beta_in_true_m = got["beta"] / TRUE_M ** (1 / got["alpha"])

@@ -174,3 +174,99 @@ def fit_data_law_sigma_n(
     # Back to raw units: (a'/σ_r)^α · d0 = (a'·s0·d0^(1/α) / σ)^α, likewise for b.
     return DataLawSigmaN(float(np.exp(log_dmin) * d0), float(np.exp(log_a) * s0 * d0 ** (1 / alpha)), alpha,
                          float(np.exp(log_b) * n0 * d0 ** (1 / beta)), beta, float(best.fun))  # fmt: skip
+
+
+def fit_data_law_sigma_n_shared(
+    sigma: Sequence[float], params: Sequence[float], data: Sequence[Sequence[float]], log_space: bool = False,
+    start: tuple[float, float] | None = None,
+) -> list[DataLawSigmaN]:  # fmt: skip
+    """D_J(σ, N) = D_min,J + (a_J/σ)^α + (b_J/N)^β for every threshold J at once, with the exponents α, β shared by
+    all thresholds (``data`` is [thresholds, points]; +inf/nan points, never reached, are left out of their J).
+
+    For fixed (α, β) the law is linear in (D_min, a^α, b^β), so each threshold's coefficients are a non-negative
+    least-squares solve and only (α, β) are searched: a grid, then Nelder-Mead from its best point (or from
+    ``start``, the bootstrap's shortcut). Squared error of D over each threshold's median (Fu et al. 2025) or, with
+    ``log_space``, of D relative to itself (weights 1/D, the first-order log error)."""
+    from scipy.optimize import nnls
+
+    s, n = np.asarray(sigma, dtype=float), np.asarray(params, dtype=float)
+    d = np.atleast_2d(np.asarray(data, dtype=float))
+    if d.shape[1] != s.size or n.size != s.size:
+        raise ValueError("sigma, params and every row of data must have one value per point")
+    keep = [np.isfinite(row) & (row > 0) for row in d]
+    if any(k.sum() < 4 for k in keep):
+        raise ValueError(f"D_J(σ, N) with shared exponents needs 4 or more finite crossing times per threshold, got "
+                         f"{[int(k.sum()) for k in keep]}")  # fmt: skip
+    if len(np.unique(s)) < 2 or len(np.unique(n)) < 2:
+        raise ValueError("D_J(σ, N) needs two or more σ values and two or more critic sizes")
+    s0, n0 = float(np.exp(np.mean(np.log(s)))), float(np.exp(np.mean(np.log(n))))
+    scales = [float(np.median(row[k])) for row, k in zip(d, keep)]
+
+    def solve(alpha: float, beta: float) -> tuple[float, list[np.ndarray]]:
+        if not (0.01 <= alpha <= 10.0 and 0.01 <= beta <= 10.0):  # beyond: a step, not a power law
+            return float("inf"), []
+        total, coefs = 0.0, []
+        for row, k, d0 in zip(d, keep, scales):
+            y = row[k] / d0
+            design = np.stack([np.ones(y.size), (s[k] / s0) ** -alpha, (n[k] / n0) ** -beta], axis=1)
+            w = 1.0 / y if log_space else np.ones_like(y)
+            x, _ = nnls(design * w[:, None], y * w)
+            total += float(np.mean(((design @ x - y) * w) ** 2))
+            coefs.append(x)
+        return total, coefs
+
+    if start is None:
+        grid = [(a, b) for a in np.linspace(0.05, 3.0, 24) for b in np.linspace(0.05, 3.0, 24)]
+        start = min(grid, key=lambda ab: solve(*ab)[0])
+    res = minimize(lambda th: solve(*np.exp(th))[0], np.log(start), method="Nelder-Mead",
+                   options={"xatol": 1e-4, "fatol": 1e-12, "maxiter": 400})  # fmt: skip
+    alpha, beta = (float(v) for v in np.exp(res.x))
+    loss, coefs = solve(alpha, beta)
+    laws = []
+    for (c0, c1, c2), d0 in zip(coefs, scales):
+        # D = d0·(c0 + c1·(σ/s0)^-α + c2·(N/n0)^-β) = D_min + (a/σ)^α + (b/N)^β
+        laws.append(DataLawSigmaN(float(d0 * c0), float(s0 * (d0 * c1) ** (1 / alpha)), alpha,
+                                  float(n0 * (d0 * c2) ** (1 / beta)), beta, loss))  # fmt: skip
+    return laws
+
+
+@dataclass
+class PowerLawWithConstant:
+    """y(x) = c + (x/b)^e for either sign of e: the form of D_J and of wall-clock time to a threshold against the
+    number of parallel envs (D_J(n) = D_min + (n/ν)^γ when more envs cost data)."""
+
+    c: float
+    b: float
+    e: float
+    loss: float = float("nan")
+
+    def __call__(self, x: np.ndarray | float) -> np.ndarray:
+        return self.c + (np.asarray(x, dtype=float) / self.b) ** self.e
+
+    @property
+    def degenerate(self) -> bool:
+        """The exponent sits at the fit's bound (|e| = 10 or ~0): the points do not pin a power law down (e.g. a
+        flat stretch then a jump), so predictions between and beyond them are not to be trusted."""
+        return abs(self.e) >= 9.99 or abs(self.e) <= 1.01e-3
+
+    def to_json(self) -> dict:
+        return {"c": self.c, "b": self.b, "e": self.e, "loss": self.loss, "form": "c + (x/b)^e",
+                "degenerate": self.degenerate}  # fmt: skip
+
+
+def fit_power_law_with_constant(
+    x: Sequence[float], y: Sequence[float], log_space: bool = False
+) -> PowerLawWithConstant:
+    """Fit c + (x/b)^e (c >= 0) with e of either sign: both directions through ``fit_data_law`` (in x and in 1/x),
+    the better kept. ``y`` is scaled by its median for the fit and scaled back."""
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    keep = np.isfinite(y) & (y > 0)
+    x, y = x[keep], y[keep]
+    if len(y) < 3:
+        raise ValueError(f"c + (x/b)^e has 3 parameters; need 3 or more finite points, got {len(y)}")
+    scale = float(np.median(y))
+    falling = fit_data_law(x, y / scale, log_space=log_space)  # c + (x/b)^-a
+    rising = fit_data_law(1.0 / x, y / scale, log_space=log_space)  # c + ((1/x)/b)^-a = c + (x·b)^a
+    if falling.loss <= rising.loss:
+        return PowerLawWithConstant(scale * falling.c, falling.b * scale ** (1 / falling.a), -falling.a, falling.loss)
+    return PowerLawWithConstant(scale * rising.c, (1.0 / rising.b) * scale ** (-1 / rising.a), rising.a, rising.loss)

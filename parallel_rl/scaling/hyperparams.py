@@ -2,8 +2,11 @@
 
 Targets are bootstrap-averaged argmins of the crossing time at one threshold (the last by default): for every
 bootstrap resample, the argmin over batch size among configurations that share everything else (and likewise over
-learning rate); the log10 argmins are averaged over resamples. A line in log10-log10 with one slope shared by all
-tasks and one intercept per task is then fitted by least squares (Rybkin et al. 2025). The model-size law
+learning rate). The paper (``average="arithmetic"``, the default of ``fit``) averages those argmins arithmetically
+over resamples and over the other axis's values, giving one target per (task, σ); ``average="geometric"`` (``fit
+--method robust``) keeps one target per (task, σ, other-axis value), the geometric mean over resamples. A line in
+log10-log10 with one slope shared by all tasks and one intercept per task is then fitted by least squares (Rybkin
+et al. 2025). The model-size law
 B*(σ, N) = a / (σ^α (1 + (b/N)^c)) (Fu et al. 2025) is fitted in log space with L-BFGS-B.
 """
 
@@ -45,28 +48,66 @@ def bootstrap_argmins(
     crossings: Mapping[ConfigKey, CrossingResult], axis: str, threshold_index: int = -1
 ) -> list[ArgminPoint]:
     """Bootstrap-averaged argmin of D_J over ``axis`` ('batch_size' or 'lr') in every group of configurations that
-    differ only in that axis (and have at least two values of it)."""
+    differ only in that axis (and have at least two values of it); the log10 argmins are averaged over resamples."""
+    points = []
+    for (task, _algo, utd, _w, params, _n, other), keys, best in _argmin_groups(crossings, axis, threshold_index):
+        log_best = np.log10(np.array([getattr(keys[i], axis) for i in best], dtype=float))
+        edge = float(np.mean((best == 0) | (best == len(keys) - 1)))
+        points.append(ArgminPoint(task, utd, params, float(other), float(log_best.mean()), int(best.size), edge,
+                                  tuple(float(getattr(k, axis)) for k in keys)))  # fmt: skip
+    return points
+
+
+def _argmin_groups(
+    crossings: Mapping[ConfigKey, CrossingResult], axis: str, threshold_index: int, unreached: str = "skip"
+):
+    """(group, keys sorted by ``axis``, index of the best key per resample) for every group of configurations that
+    differ only in ``axis`` (with two or more values of it). A resample in which no key reached the threshold is
+    left out (``unreached="skip"``) or counts as the smallest value (``"smallest"``: the papers' code takes the
+    argmin of all-infinite times, the first)."""
     if axis not in AXES:
         raise ValueError(f"axis must be one of {AXES}, got {axis!r}")
     other_axis = AXES[1 - AXES.index(axis)]
     groups: dict[tuple, list[ConfigKey]] = defaultdict(list)
     for key in crossings:
-        groups[(key.task, key.algo, key.utd, key.critic_width, key.critic_params, getattr(key, other_axis))].append(key)
-    points = []
-    for (task, _algo, utd, _w, params, other), keys in sorted(groups.items()):
+        group = (key.task, key.algo, key.utd, key.critic_width, key.critic_params, key.num_envs,
+                 getattr(key, other_axis))  # fmt: skip
+        groups[group].append(key)
+    for group, keys in sorted(groups.items()):
         values = sorted({getattr(k, axis) for k in keys})
         if len(values) < 2:
             continue
         keys = sorted(keys, key=lambda k: getattr(k, axis))
         boot = np.stack([crossings[k].boot[:, threshold_index] for k in keys], axis=1)  # [resamples, values]
-        valid = np.isfinite(boot).any(axis=1)
-        if not valid.any():
+        valid = np.isfinite(boot).any(axis=1) if unreached == "skip" else np.ones(boot.shape[0], dtype=bool)
+        if unreached == "skip" and not valid.any():
             continue
-        best = np.argmin(boot[valid], axis=1)  # never-reached (+inf) loses to any finite crossing time
-        log_best = np.log10(np.array([getattr(keys[i], axis) for i in best], dtype=float))
-        edge = float(np.mean((best == 0) | (best == len(keys) - 1)))
-        points.append(ArgminPoint(task, utd, params, float(other), float(log_best.mean()), int(valid.sum()), edge,
-                                  tuple(float(v) for v in values)))  # fmt: skip
+        yield group, keys, np.argmin(boot[valid], axis=1)  # never-reached (+inf) loses to any finite crossing time
+
+
+def averaged_argmins(
+    crossings: Mapping[ConfigKey, CrossingResult], axis: str, threshold_index: int = -1, unreached: str = "smallest"
+) -> list[ArgminPoint]:
+    """The paper's targets: per (task, σ, critic size), the arithmetic mean of the best ``axis`` value over every
+    bootstrap resample and every value of the other axis (Rybkin et al. 2025 average B* over learning rates and
+    resamples, η* over batch sizes and resamples). A resample in which no value reached the threshold counts as the
+    smallest value, as in the papers' code (``unreached="skip"`` leaves it out instead; on the Gym sweep that moves
+    α_B from 0.319 to 0.347)."""
+    pooled: dict[tuple, list[np.ndarray]] = defaultdict(list)
+    edges: dict[tuple, list[float]] = defaultdict(list)
+    swept: dict[tuple, set[float]] = defaultdict(set)
+    groups = _argmin_groups(crossings, axis, threshold_index, unreached)
+    for (task, _algo, utd, _w, params, num_envs, _other), keys, best in groups:
+        where = (task, utd, params, num_envs)
+        pooled[where].append(np.array([getattr(keys[i], axis) for i in best], dtype=float))
+        edges[where].append(float(np.mean((best == 0) | (best == len(keys) - 1))))
+        swept[where] |= {float(getattr(k, axis)) for k in keys}
+    points = []
+    for where in sorted(pooled):
+        values = np.concatenate(pooled[where])
+        task, utd, params, _n = where
+        points.append(ArgminPoint(task, utd, params, float("nan"), float(np.log10(values.mean())), int(values.size),
+                                  float(np.mean(edges[where])), tuple(sorted(swept[where]))))  # fmt: skip
     return points
 
 

@@ -50,7 +50,9 @@ def _grid(fits: dict[str, Any], extra: list[float]) -> np.ndarray:
     return sigma_grid(min([lo, *extra]), max([hi, *extra]), 100)
 
 
-def plot_data_vs_sigma(fits: dict[str, Any], path: Path) -> Path:
+def plot_data_vs_sigma(fits: dict[str, Any], path: Path) -> Path | None:
+    if not any(len(e.get("utd", [])) >= 2 for e in fits["data_law"]["per_threshold"]):
+        return None  # the runs had one σ (e.g. an env-count sweep): nothing to draw against σ
     plt = _pyplot()
     held = fits.get("held_out") or []
     grid = _grid(fits, [h["utd"] for h in held])
@@ -80,8 +82,8 @@ def plot_data_vs_sigma(fits: dict[str, Any], path: Path) -> Path:
 
 def plot_pareto(fits: dict[str, Any], path: Path) -> Path | None:
     fitted = [e for e in fits["data_law"]["per_threshold"] if e.get("status") == "fitted"]
-    if not fitted:
-        return None
+    if not fitted or not fits.get("params") or not fits["batch_law"]["coefficients"]:
+        return None  # no critic size or batch size: no compute axis
     plt = _pyplot()
     grid = _grid(fits, [])
     batch = SharedPowerLaw(fits["batch_law"]["exponent"], fits["batch_law"]["coefficients"])
@@ -131,7 +133,9 @@ def plot_sigma_star(fits: dict[str, Any], path: Path) -> Path | None:
     return path
 
 
-def plot_hyperparameters(fits: dict[str, Any], path: Path) -> Path:
+def plot_hyperparameters(fits: dict[str, Any], path: Path) -> Path | None:
+    if not any(fits[k].get("points") or fits[k].get("status", "").startswith("from ") for k in ("batch_law", "lr_law")):
+        return None  # neither batch size nor learning rate was swept (or taken from laws): constants only
     plt = _pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
     grid = _grid(fits, [])
@@ -160,6 +164,75 @@ def plot_hyperparameters(fits: dict[str, Any], path: Path) -> Path:
     return path
 
 
+def plot_sigma_n(fits: dict[str, Any], path: Path) -> Path | None:
+    """D_J vs σ per critic size with D_J(σ, N) (top threshold of the fit), held-out cells as stars."""
+    laws = fits.get("data_law_sigma_n")
+    if not laws:
+        return None
+    from parallel_rl.scaling.datalaw import DataLawSigmaN
+
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, len(laws), figsize=(3.6 * len(laws), 3.8), squeeze=False)
+    held = fits.get("held_out_sigma_n") or []
+    for ax, e in zip(axes[0], laws):
+        law = DataLawSigmaN(e["d_min"], e["a"], e["alpha"], e["b"], e["beta"])
+        cells = np.array(e["cells"], dtype=float)
+        sizes = sorted(set(cells[:, 1]))
+        colors = plt.cm.plasma(np.linspace(0, 0.8, len(sizes)))
+        grid = np.logspace(np.log10(cells[:, 0].min()), np.log10(cells[:, 0].max()), 50)
+        for color, n in zip(colors, sizes):
+            sel = [(c[0], y) for c, y in zip(cells, e["normalised"]) if c[1] == n and y is not None]
+            if sel:
+                ax.plot(*zip(*[(sx, y * e["m"]) for sx, y in sel]), "o", color=color, ms=4)
+            ax.plot(grid, law(grid, n), "-", color=color, lw=1, label=f"N={n:.3g}")
+        for h in held:
+            if h["threshold"] == e["threshold"] and h["measured"] is not None:
+                ax.plot(h["utd"], h["measured"], "*", ms=12, mec="k", color="w")
+        _log_axes(ax)
+        ax.set(xlabel="σ", ylabel="D_J (env steps)", title=f"J={e['threshold']:.0f}: α={e['alpha']:.2f}, "
+               f"β={e['beta']:.2f}")  # fmt: skip
+        _legend(ax, 6)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def plot_num_envs(fits: dict[str, Any], path: Path) -> Path | None:
+    """D_J and wall-clock time to J against the number of parallel envs, with their fits (held out: stars)."""
+    law = fits.get("num_envs_law")
+    if not law:
+        return None
+    from parallel_rl.scaling.datalaw import PowerLawWithConstant
+
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    entries = law["per_threshold"]
+    colors = plt.cm.viridis(np.linspace(0, 0.9, max(1, len(entries))))
+    for color, e in zip(colors, entries):
+        envs = [p["num_envs"] for p in e["points"]]
+        grid = np.logspace(np.log10(min(envs)), np.log10(max(envs)), 50)
+        for ax, key, fit_key in ((axes[0], "data", "data_law"), (axes[1], "wall_seconds", "wall_law")):
+            for held, marker in ((False, "o"), (True, "*")):
+                sel = [p for p in e["points"] if p["held_out"] == held and p[key] is not None]
+                if sel:
+                    ax.plot([p["num_envs"] for p in sel], [p[key] for p in sel], marker, color=color,
+                            ms=11 if held else 4, mec="k" if held else None)  # fmt: skip
+            f = e.get(fit_key, {})
+            if "c" in f:
+                ax.plot(grid, PowerLawWithConstant(f["c"], f["b"], f["e"])(grid), "-", color=color, lw=1,
+                        label=f"J={e['threshold']:.0f}: {f['c']:.3g} + (n/{f['b']:.3g})^{f['e']:.2f}")  # fmt: skip
+    for ax, ylabel, title in ((axes[0], "D_J (env steps)", "Data to J"),
+                              (axes[1], "training seconds to J", "Wall-clock to J")):  # fmt: skip
+        _log_axes(ax)
+        ax.set(xlabel="num_envs", ylabel=ylabel, title=f"{title} (σ = {law['utd']:g}; stars: held out)")
+        _legend(ax, 6)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
 def plot_all(fits: dict[str, Any], out_dir: str | Path) -> list[Path]:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -168,5 +241,7 @@ def plot_all(fits: dict[str, Any], out_dir: str | Path) -> list[Path]:
         plot_pareto(fits, out_dir / "pareto.png"),
         plot_sigma_star(fits, out_dir / "sigma_star_vs_budget.png"),
         plot_hyperparameters(fits, out_dir / "hyperparameters.png"),
+        plot_sigma_n(fits, out_dir / "sigma_n.png"),
+        plot_num_envs(fits, out_dir / "num_envs.png"),
     ]
     return [p for p in made if p is not None]

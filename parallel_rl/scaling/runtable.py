@@ -1,13 +1,16 @@
 """Run tables: the one long-format CSV the scaling toolkit reads (one row per evaluation of one run).
 
-Columns (``RUN_TABLE_COLUMNS``):
+Columns (``RUN_TABLE_COLUMNS``); the required ones are ``REQUIRED_COLUMNS``, any other may be missing from the file
+or left empty in a row (unknown), and each result that needs one says so (``COLUMN_NEEDED_BY``):
 
 - ``task``, ``algo``, ``seed``;
 - ``utd``: σ, critic updates per environment *transition* (the trainer's ``--utd`` divided by ``--num-envs``), the
   quantity the scaling laws are written in;
 - ``batch_size``, ``lr`` (the critic's learning rate), ``critic_width`` (widest hidden layer of one critic),
-  ``critic_params`` (parameters of the whole critic ensemble, the N of the compute model);
-- ``env_step`` (transitions so far), ``wall_seconds`` (training time, evaluation excluded), ``return``.
+  ``critic_params`` (parameters of the whole critic ensemble, the N of the compute model), ``num_envs``;
+- ``env_step`` (transitions so far), ``wall_seconds`` (training time, evaluation excluded), ``return``;
+- ``return_lo``, ``return_hi``: the task's return range for the papers' 0-1000 scale (lo -> 0, hi -> 1000), written
+  by importers that know it (``return`` itself stays raw).
 
 ``return`` is the deterministic evaluation return when the run evaluated periodically (``--eval-every``), else the
 mean return of the training episodes that ended in the logging interval.
@@ -38,10 +41,25 @@ RUN_TABLE_COLUMNS = (
     "env_step",
     "wall_seconds",
     "return",
+    "num_envs",
+    "return_lo",
+    "return_hi",
 )
+REQUIRED_COLUMNS = ("task", "utd", "seed", "env_step", "return")
 RUN_TABLE_NAME = "run_table.csv"
-_FLOAT_COLUMNS = ("utd", "lr", "wall_seconds", "return")
-_INT_COLUMNS = ("batch_size", "critic_width", "critic_params", "seed", "env_step")
+_FLOAT_COLUMNS = ("utd", "lr", "wall_seconds", "return", "return_lo", "return_hi")
+_INT_COLUMNS = ("batch_size", "critic_width", "critic_params", "seed", "env_step", "num_envs")
+MISSING = -1
+"""Value of an unknown integer column (and of an unknown ``lr``) in a configuration key: a run table may leave batch
+size, learning rate, critic size or env count empty; those rows still group into one configuration per run."""
+COLUMN_NEEDED_BY = {
+    "batch_size": "B*(σ) (the batch-size law), the compute C_J = k·N·B·σ·D and σ*(F) (or pass --hyper-laws)",
+    "lr": "η*(σ) (the learning-rate law)",
+    "critic_params": "the compute C_J and σ*(F) (or pass --params N), and D_J(σ, N), B*(σ, N)",
+    "critic_width": "the critic width in recommendations (parameters are reported instead)",
+    "wall_seconds": "δ estimated from wall-clock (or pass --delta) and wall-clock time to threshold",
+    "num_envs": "the law D_J(num_envs) and wall-clock time to threshold against num_envs",
+}
 
 
 class RunTableError(ValueError):
@@ -59,6 +77,7 @@ class ConfigKey:
     lr: float
     critic_width: int
     critic_params: int
+    num_envs: int = MISSING
 
 
 @dataclass
@@ -79,10 +98,11 @@ def read_run_table(path: str | Path) -> list[dict[str, Any]]:
     with path.open(newline="") as f:
         reader = csv.DictReader(f)
         header = reader.fieldnames or []
-        missing = [c for c in RUN_TABLE_COLUMNS if c not in header]
+        missing = [c for c in REQUIRED_COLUMNS if c not in header]
         if missing:
             raise RunTableError(
-                f"{path}: missing column(s) {', '.join(missing)}; a run table needs {', '.join(RUN_TABLE_COLUMNS)}"
+                f"{path}: missing column(s) {', '.join(missing)}; a run table needs {', '.join(REQUIRED_COLUMNS)} "
+                f"(optional: {', '.join(c for c in RUN_TABLE_COLUMNS if c not in REQUIRED_COLUMNS)})"
             )
         rows = []
         for line, raw in enumerate(reader, start=2):
@@ -94,7 +114,10 @@ def read_run_table(path: str | Path) -> list[dict[str, Any]]:
 
 
 def _typed(raw: Mapping[str, str]) -> dict[str, Any]:
-    row: dict[str, Any] = {"task": raw["task"], "algo": raw["algo"]}
+    task = (raw.get("task") or "").strip()
+    if not task:
+        raise ValueError("column 'task' is empty")
+    row: dict[str, Any] = {"task": task, "algo": (raw.get("algo") or "").strip()}
     for col in _FLOAT_COLUMNS:
         row[col] = _number(raw, col, float)
     for col in _INT_COLUMNS:
@@ -103,11 +126,21 @@ def _typed(raw: Mapping[str, str]) -> dict[str, Any]:
 
 
 def _number(raw: Mapping[str, str], col: str, kind: type) -> Any:
+    """A typed value; an empty or absent optional column is None (unknown)."""
     text = (raw.get(col) or "").strip()
+    if not text:
+        if col in REQUIRED_COLUMNS:
+            raise ValueError(f"column {col!r} is empty")
+        return None
     try:
-        return kind(float(text)) if kind is int else float(text)
+        value = float(text)
     except ValueError:
         raise ValueError(f"column {col!r}: {text!r} is not a number") from None
+    if kind is int:
+        if not math.isfinite(value) or value != int(value):
+            raise ValueError(f"column {col!r}: {text!r} is not an integer")
+        return int(value)
+    return value
 
 
 def write_run_table(path: str | Path, rows: Iterable[Mapping[str, Any]]) -> Path:
@@ -118,7 +151,7 @@ def write_run_table(path: str | Path, rows: Iterable[Mapping[str, Any]]) -> Path
     with tmp.open("w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(RUN_TABLE_COLUMNS), extrasaction="ignore")
         writer.writeheader()
-        writer.writerows(rows)
+        writer.writerows({k: ("" if v is None else v) for k, v in r.items()} for r in rows)
     tmp.replace(path)
     return path
 
@@ -151,6 +184,7 @@ def rows_from_run_dir(run_dir: str | Path, critic_params: int | None = None) -> 
             "lr": float(agent["critic_lr"]),
             "critic_width": max(hidden) if hidden else 0,
             "seed": int(cfg["seed"]),
+            "num_envs": int(cfg["num_envs"]),
         }
     except KeyError as e:
         raise RunTableError(f"{cfg_path}: missing config field {e.args[0]!r}") from None
@@ -208,17 +242,35 @@ def write_run_dir_table(run_dir: str | Path, critic_params: int | None = None) -
 
 
 # ---- grouping and normalising --------------------------------------------------------------------------------------
+def _known(value: Any, kind: type) -> Any:
+    return kind(MISSING) if value is None or (isinstance(value, float) and math.isnan(value)) else kind(value)
+
+
 def config_key(row: Mapping[str, Any]) -> ConfigKey:
-    return ConfigKey(row["task"], row["algo"], float(row["utd"]), int(row["batch_size"]), float(row["lr"]),
-                     int(row["critic_width"]), int(row["critic_params"]))  # fmt: skip
+    """The configuration a row belongs to; unknown columns take ``MISSING``."""
+    return ConfigKey(row["task"], row.get("algo") or "", float(row["utd"]), _known(row.get("batch_size"), int),
+                     _known(row.get("lr"), float), _known(row.get("critic_width"), int),
+                     _known(row.get("critic_params"), int), _known(row.get("num_envs"), int))  # fmt: skip
+
+
+def missing_columns(rows: Iterable[Mapping[str, Any]]) -> dict[str, int]:
+    """Optional columns unknown in some rows: column -> number of rows without it."""
+    counts: dict[str, int] = defaultdict(int)
+    for r in rows:
+        for col in COLUMN_NEEDED_BY:
+            v = r.get(col)
+            if v is None or v == "" or (isinstance(v, float) and math.isnan(v)):
+                counts[col] += 1
+    return dict(counts)
 
 
 def curves(rows: Iterable[Mapping[str, Any]]) -> dict[ConfigKey, dict[int, Curve]]:
     """Group rows into learning curves: config -> seed -> curve sorted by env step."""
     grouped: dict[ConfigKey, dict[int, list[tuple[int, float, float]]]] = defaultdict(lambda: defaultdict(list))
     for r in rows:
+        wall = r.get("wall_seconds")
         grouped[config_key(r)][int(r["seed"])].append(
-            (int(r["env_step"]), float(r["return"]), float(r["wall_seconds"]))
+            (int(r["env_step"]), float(r["return"]), float("nan") if wall is None else float(wall))
         )
     out: dict[ConfigKey, dict[int, Curve]] = {}
     for key in sorted(grouped):

@@ -31,10 +31,13 @@ class SweepCell:
     critic_width: int
     seed: int
     total_env_steps: int
+    num_envs: int = 0
+    """Parallel envs of this run (0: the training config's; set when the sweep varies them)."""
 
     @property
     def name(self) -> str:
-        return f"utd{self.sigma:g}_bs{self.batch_size}_lr{self.lr:g}_w{self.critic_width}_seed{self.seed}"
+        envs = f"_n{self.num_envs}" if self.num_envs else ""
+        return f"utd{self.sigma:g}_bs{self.batch_size}_lr{self.lr:g}_w{self.critic_width}{envs}_seed{self.seed}"
 
 
 def env_steps_for(
