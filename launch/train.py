@@ -1,7 +1,9 @@
 """Train from the command line: ``python -m launch.train --task pendulum --algo fasttd3 [--flag value ...]``.
 
-Exit status: 0 done; 2 configuration error (including resuming an incompatible checkpoint); 3 NaN/Inf stopped the
-run; 128 + signal (130 SIGINT, 143 SIGTERM) when a signal stopped it after writing a checkpoint.
+Exit status: 0 done; 1 a file could not be written (full disk, read-only directory: the line says what was kept);
+2 input error (a flag, the task, the run directory, resuming an incompatible checkpoint), reported before any work;
+3 NaN/Inf stopped the run; 128 + signal (130 SIGINT, 143 SIGTERM) when a signal stopped it after writing a
+checkpoint. Every error is one line on stderr, never a traceback.
 
 Parsing happens in two passes so that presets are real defaults: ``--task``, ``--algo`` and ``--preset`` are read
 first, the matching preset is applied to ``TrainConfig``, and tyro then parses every flag against that config (so
@@ -17,13 +19,34 @@ from launch._isaacgym_first import import_isaacgym_if_requested
 import_isaacgym_if_requested(sys.argv[1:])  # Isaac Gym must be imported before torch
 
 import argparse  # noqa: E402
+import dataclasses  # noqa: E402
+from pathlib import Path  # noqa: E402
 
 import tyro  # noqa: E402
 
+from launch._cli import fail, run_cli  # noqa: E402
 from parallel_rl.config import ALGOS, ConfigError, TrainConfig, replace_nested, suggest  # noqa: E402
-from parallel_rl.runtime import train  # noqa: E402
-from parallel_rl.runtime.guards import NonFiniteError, TrainingInterrupted  # noqa: E402
-from parallel_rl.scaling.runtable import write_run_dir_table  # noqa: E402
+
+# Everything that imports torch (the runtime, the task envs) is imported inside main(), after the flags were
+# parsed and checked: --help and input errors answer in well under a second.
+
+
+def list_tasks() -> str:
+    """``--task list``: the built-in tasks and the simulator backends, with their install state."""
+    import tasks
+    from parallel_rl.envs._optional import missing_modules
+
+    lines = ["built-in tasks:"]
+    lines += [f"  {name:<18} {entry.description}" for name, entry in tasks.TASKS.items()]
+    lines.append("simulator tasks (<backend>:<task>):")
+    for prefix, backend in tasks.BACKENDS.items():
+        try:
+            state = "not installed" if missing_modules(prefix) else "installed"
+        except KeyError:
+            state = "see README"
+        tuned = f"; tuned: {', '.join(backend.tuned)}" if backend.tuned else ""
+        lines.append(f"  {prefix + ':':<18} {backend.description} [{state}]{tuned}")
+    return "\n".join(lines)
 
 
 def preset_defaults(args: list[str]) -> TrainConfig:
@@ -34,6 +57,9 @@ def preset_defaults(args: list[str]) -> TrainConfig:
     pre.add_argument("--algo", default=TrainConfig.algo)
     pre.add_argument("--preset", default=TrainConfig.preset)
     known, _ = pre.parse_known_args(args)
+    if known.task == "list":
+        print(list_tasks())
+        raise SystemExit(0)
     if known.algo not in ALGOS:
         raise ConfigError(f"--algo: unknown algorithm {known.algo!r}{suggest(known.algo, ALGOS)} "
                           f"(valid: {', '.join(ALGOS)})")  # fmt: skip
@@ -49,32 +75,57 @@ def parse(args: list[str] | None = None) -> TrainConfig:
                     description=TrainConfig.__doc__)  # fmt: skip
 
 
-def main(args: list[str] | None = None) -> dict:
+def prepare(args: list[str] | None = None):
+    """Parse and check everything that can be checked before any work (flags, task, installed simulator, run
+    directory, device): returns ``(cfg, env_factory)`` or raises ``ConfigError``/``RunDirError``."""
     import tasks
+    from parallel_rl.config import default_run_dir, validate
+    from parallel_rl.io.files import check_run_dir
+
+    cfg = parse(args)
+    factory = tasks.env_factory(cfg.task)
+    validate(cfg)
+    run_dir = Path(cfg.run_dir) if cfg.run_dir else default_run_dir(cfg)
+    check_run_dir(run_dir, resume=bool(cfg.resume), overwrite=cfg.overwrite)
+    cfg = dataclasses.replace(cfg, run_dir=str(run_dir))
+    from parallel_rl.runtime.trainer import resolve_device  # the first torch import
+
+    resolve_device(cfg.device)
+    return cfg, factory
+
+
+def main(args: list[str] | None = None) -> dict:
+    from parallel_rl.io.files import RunDirError
 
     try:
-        cfg = parse(args)
-        factory = tasks.env_factory(cfg.task)
-        from parallel_rl.config import validate
+        cfg, factory = prepare(args)
+    except (ConfigError, RunDirError) as e:
+        fail(str(e))
+    from parallel_rl.io.files import describe_kept
+    from parallel_rl.runtime import train
+    from parallel_rl.runtime.guards import NonFiniteError, TrainingInterrupted
+    from parallel_rl.scaling.runtable import write_run_dir_table
 
-        validate(cfg)
-    except ConfigError as e:
-        print(f"error: {e}", file=sys.stderr)
-        raise SystemExit(2) from None
+    run_dir = Path(cfg.run_dir)
     try:
         summary = train(cfg, factory)
+        write_run_dir_table(summary["run_dir"])  # the scaling toolkit's long-format rows of this run
     except TrainingInterrupted as e:
         print(f"interrupted: {e}", file=sys.stderr)
         raise SystemExit(e.exit_code) from None
     except NonFiniteError as e:
-        print(f"error: non-finite values: {e}; the last good checkpoint is untouched", file=sys.stderr)
-        raise SystemExit(3) from None
-    except (ConfigError, FileNotFoundError, ValueError) as e:  # e.g. --resume of an incompatible checkpoint
+        fail(f"non-finite values: {e}; the last good checkpoint is untouched ({describe_kept(run_dir)})", 3)
+    except (ConfigError, RunDirError) as e:  # e.g. --resume of an incompatible checkpoint, a second live run
+        fail(str(e))
+    except OSError as e:  # full disk, read-only or vanished directory, permissions; or our missing checkpoint
+        if e.errno is None and cfg.resume:
+            fail(str(e))
+        where = e.filename or run_dir
+        fail(f"cannot write {where}: {e.strerror or e}; the run stopped ({describe_kept(run_dir)})", 1)
+    except ValueError as e:  # a --resume checkpoint that is not readable, not ours, or of another schema
         if not cfg.resume:
             raise
-        print(f"error: {e}", file=sys.stderr)
-        raise SystemExit(2) from None
-    write_run_dir_table(summary["run_dir"])  # the scaling toolkit's long-format rows of this run
+        fail(str(e))
     print(
         f"done: {summary['env_steps']} env steps, {summary['critic_updates']} critic / {summary['policy_updates']} "
         f"policy updates in {summary['wall_seconds']:.1f} s; final_eval_return {summary['final_eval_return']:.2f} "
@@ -85,7 +136,7 @@ def main(args: list[str] | None = None) -> dict:
 
 def cli() -> None:
     """Console-script entry point (``parallel-rl-train``)."""
-    main()
+    run_cli(main)
 
 
 if __name__ == "__main__":

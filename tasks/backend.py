@@ -12,10 +12,12 @@ from __future__ import annotations
 import ast
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from parallel_rl.config import ConfigError
-from parallel_rl.envs import VecEnv
+
+if TYPE_CHECKING:  # annotations only: naming a task must not import torch
+    from parallel_rl.envs import VecEnv
 
 Presets = dict[str, dict[str, dict[str, Any]]]
 """algo -> preset name -> TrainConfig overrides."""

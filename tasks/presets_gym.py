@@ -12,12 +12,14 @@ No published FastTD3/PQL numbers exist for these; the presets are ours, stated h
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from parallel_rl.envs import VecEnv
 from parallel_rl.envs._optional import check_backend
 from tasks.backend import Backend, Presets
 from tasks.recipes import cpu_presets, fasttd3, pql_for
+
+if TYPE_CHECKING:  # annotations only: naming a task must not import torch
+    from parallel_rl.envs import VecEnv
 
 _VALUES = {
     "Humanoid-v5": {"reward_scale": 0.1, "v_min": -10.0, "v_max": 110.0},

@@ -22,13 +22,15 @@ Why these numbers:
 from __future__ import annotations
 
 import functools
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from parallel_rl.config import ConfigError, suggest
-from parallel_rl.envs.base import VecEnv
 from tasks import TaskEntry
+
+if TYPE_CHECKING:  # annotations only: naming a task must not import torch
+    import torch
+
+    from parallel_rl.envs.base import VecEnv
 
 PREFIX = "mjlab:"
 G1_TASKS = ("Mjlab-Velocity-Flat-Unitree-G1", "Mjlab-Velocity-Rough-Unitree-G1")

@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from parallel_rl.io.files import append_text, atomic_write_text, csv_row_text, csv_text
+
 HPARAM_METRICS = ("final_eval_return", "eval_return", "episode_return")
 """Scalar tags the HParams tab shows next to each run's hyperparameters."""
 
@@ -25,7 +27,10 @@ class MetricsLogger:
 
     ``hparams`` (flat name -> int/float/str/bool, see ``flatten_hparams``) are written once to TensorBoard.
     ``wandb_run`` is a run from ``wandb.init`` (see ``parallel_rl.io.run_record.init_wandb``); the logger logs to
-    it and finishes it on ``close``.
+    it and finishes it on ``close``. ``purge_step`` (a resumed run: its checkpoint's step + 1) hides TensorBoard
+    events logged at or after it by the interrupted run, which the resumed run logs again.
+
+    Rewrites are atomic and failed appends are cut back, so a full disk never leaves half a file.
     """
 
     def __init__(
@@ -35,6 +40,7 @@ class MetricsLogger:
         hparams: Mapping[str, Any] | None = None,
         wandb_run: Any | None = None,
         hparam_metrics: tuple[str, ...] = HPARAM_METRICS,
+        purge_step: int | None = None,
     ) -> None:
         self.run_dir = Path(run_dir)
         self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -53,7 +59,7 @@ class MetricsLogger:
             try:
                 from torch.utils.tensorboard import SummaryWriter
 
-                self.writer = SummaryWriter(log_dir=str(self.run_dir / "tensorboard"))
+                self.writer = SummaryWriter(log_dir=str(self.run_dir / "tensorboard"), purge_step=purge_step)
             except ImportError:  # tensorboard is a dependency, but a stripped install still trains
                 self.writer = None
         if self.writer is not None and hparams:
@@ -74,12 +80,15 @@ class MetricsLogger:
         row = {"env_step": step, **metrics}
         self.rows.append(row)
         new = [k for k in row if k not in self.fields]
-        if new:
-            self.fields += new
-            self._rewrite()
-        else:
-            with self.csv_path.open("a", newline="") as f:
-                csv.DictWriter(f, fieldnames=self.fields).writerow(row)
+        try:
+            if new:
+                self._rewrite(self.fields + new)
+                self.fields += new
+            else:
+                append_text(self.csv_path, csv_row_text(self.fields, row))
+        except BaseException:
+            self.rows.pop()  # the file still ends at the previous row; keep memory in step with it
+            raise
         if self.writer is not None:
             for key, value in metrics.items():
                 self.writer.add_scalar(key, value, step)
@@ -97,11 +106,9 @@ class MetricsLogger:
         if self.wandb_run is not None:
             self.wandb_run.summary.update(dict(values))
 
-    def _rewrite(self) -> None:
-        with self.csv_path.open("w", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=self.fields)
-            w.writeheader()
-            w.writerows(self.rows)
+    def _rewrite(self, fields: list[str]) -> None:
+        """The whole CSV with a wider header, through a temporary file (the old file stays whole on failure)."""
+        atomic_write_text(self.csv_path, csv_text(fields, self.rows))
 
     def close(self) -> None:
         if self.writer is not None:
@@ -134,4 +141,5 @@ def flatten_hparams(config: Mapping[str, Any], prefix: str = "") -> dict[str, in
 
 
 def write_json(path: str | Path, data: dict[str, Any]) -> None:
-    Path(path).write_text(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
+    """Atomically (temporary file, fsync, rename): a crash leaves the previous file or the new one."""
+    atomic_write_text(path, json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import math
 import random
-import re
 import shutil
 import signal
 import sys
@@ -19,7 +18,14 @@ import torch
 
 from parallel_rl.algos import get_algorithm
 from parallel_rl.buffer import ReplayBuffer
-from parallel_rl.config import ConfigError, TrainConfig, config_differences, validate
+from parallel_rl.config import (
+    ConfigError,
+    TrainConfig,
+    check_device_name,
+    config_differences,
+    default_run_dir,
+    validate,
+)
 from parallel_rl.envs import VecEnv
 from parallel_rl.io import load_checkpoint, open_run_logger, save_checkpoint, write_json
 from parallel_rl.io.checkpoint import policy_spec, resolve_resume, rotate_checkpoints, step_checkpoint_path
@@ -40,17 +46,20 @@ EVAL_SEED_OFFSET = 1_000_003
 
 
 def resolve_device(name: str) -> torch.device:
+    """``--device`` -> a device this machine has; ``ConfigError`` (one line, exit 2) otherwise."""
+    check_device_name(name)
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"--device {name}: CUDA is not available on this machine; use --device cpu")
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ConfigError(f"--device {name}: CUDA is not available on this machine; use --device cpu (or auto)")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise ConfigError(f"--device {name}: this machine has {torch.cuda.device_count()} CUDA device(s), "
+                              f"cuda:0 to cuda:{torch.cuda.device_count() - 1}")  # fmt: skip
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError(f"--device {name}: MPS is not available on this machine; use --device cpu (or auto)")
     return device
-
-
-def default_run_dir(cfg: TrainConfig) -> Path:
-    task = re.sub(r"[^A-Za-z0-9_.-]+", "_", cfg.task)
-    return Path("runs") / f"{task}-{cfg.algo}-seed{cfg.seed}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
 class Trainer:

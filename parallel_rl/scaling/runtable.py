@@ -210,27 +210,26 @@ def _finite(text: str | None) -> bool:
 def critic_param_count_from_checkpoint(run_dir: str | Path) -> int:
     """Learnable parameters of the critic ensemble, counted from the saved tensors (weights and biases; registered
     buffers such as the C51 support are not parameters)."""
-    import torch
+    from parallel_rl.io.checkpoint import load_checkpoint
 
     path = Path(run_dir) / "checkpoints" / "final.pt"
     if not path.is_file():
         raise RunTableError(f"{run_dir}: no checkpoints/final.pt to count critic parameters from; pass critic_params")
-    state = torch.load(path, map_location="cpu", weights_only=False)["critic"]
+    state = load_checkpoint(path, require=("critic",))["critic"]  # restricted loader: no code runs from the file
     return int(sum(t.numel() for name, t in state.items() if name.endswith((".weight", ".bias"))))
 
 
 def flops_constant_from_run_dir(run_dir: str | Path) -> float:
     """k_flops of C = k·N·B·σ·D counted from a run's network shapes (critic and actor parameters from its checkpoint,
     policy updates per critic update from its config); see ``compute.flops_per_param_sample``."""
-    import torch
-
+    from parallel_rl.io.checkpoint import load_checkpoint
     from parallel_rl.scaling.compute import flops_per_param_sample
 
     run_dir = Path(run_dir)
     path, cfg_path = run_dir / "checkpoints" / "final.pt", run_dir / "config.json"
     if not path.is_file() or not cfg_path.is_file():
         raise RunTableError(f"{run_dir}: counting FLOPs needs checkpoints/final.pt and config.json")
-    ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    ckpt = load_checkpoint(path, require=("critic", "actor"))
     count = lambda state: int(sum(t.numel() for n, t in state.items() if n.endswith((".weight", ".bias"))))  # noqa: E731
     ratio = float(json.loads(cfg_path.read_text())["schedule"]["policy_ratio"])
     return flops_per_param_sample(count(ckpt["critic"]), count(ckpt["actor"]), ratio)
