@@ -49,8 +49,13 @@ def check(task: str) -> None:
 
     try:
         entry_point = str(gymnasium.spec(task).entry_point)
-    except gymnasium.error.Error:
-        return  # an unknown id is reported by the adapter, with Gymnasium's suggestion
+    except gymnasium.error.Error as e:  # an unknown id: say so now, with the nearest registered id
+        from parallel_rl.config import ConfigError, suggest
+
+        if ":" in task:  # "module:Env-v0" registers on import; let the adapter report it
+            return
+        hint = suggest(task, list(gymnasium.registry)) or f"; {str(e).strip().rstrip('.')}"
+        raise ConfigError(f"unknown Gymnasium id {task!r}{hint} (see gymnasium.pprint_registry())") from None
     if "mujoco" in entry_point and "mujoco" in missing_modules("gym"):
         raise BackendUnavailable(f"{INSTALL_HINTS['gym']} (missing module: mujoco)")
 

@@ -47,6 +47,12 @@ def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> Path:
             os.fsync(f.fileno())
         os.chmod(tmp, 0o600)
         os.replace(tmp, path)
+    except RuntimeError as e:  # torch's writer wraps a full disk's OSError in a RuntimeError
+        tmp.unlink(missing_ok=True)
+        cause = e.__context__ or e.__cause__
+        if isinstance(cause, OSError):
+            raise OSError(cause.errno, cause.strerror, str(path)) from None
+        raise
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
@@ -55,11 +61,8 @@ def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> Path:
 
 POLICY_FIELDS = ("policy_spec", "actor", "normalizer")
 """What ``load_policy`` needs from a checkpoint."""
-TRAINING_FIELDS = POLICY_FIELDS + (
-    "config", "critic", "critic_target", "actor_state", "vlearner_state", "plearner_state", "channels", "runtime",
-    "env", "buffer", "scheduler", "rng", "progress",
-)  # fmt: skip
-"""What ``--resume`` needs besides the policy."""
+TRAINING_FIELDS = POLICY_FIELDS + ("config", "scheduler", "progress")
+"""What ``--resume`` needs at least (a field missing deeper is reported by the trainer as it loads)."""
 SPEC_FIELDS = ("obs_dim", "act_dim", "hidden", "activation", "action_low", "action_high")
 
 
@@ -98,10 +101,9 @@ def load_checkpoint(
             ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as e:
         found = re.search(r"GLOBAL ([\w.]+)", str(e))
-        what = f"refers to {found.group(1)}" if found else "holds objects"
-        if "GLOBAL" in str(e) or "Unsupported" in str(e):
-            raise ValueError(f"{path}: not a parallel_rl checkpoint: it {what}, which a checkpoint never holds "
-                             "(refused without running it)") from None  # fmt: skip
+        if found:  # a class or function torch's restricted unpickler would have had to call
+            raise ValueError(f"{path}: not a parallel_rl checkpoint: it refers to {found.group(1)}, which a "
+                             "checkpoint never holds (refused without running it)") from None  # fmt: skip
         raise _unreadable(path, e) from None
     except Exception as e:  # torch raises several types for truncated or foreign files
         raise _unreadable(path, e) from None

@@ -152,6 +152,11 @@ def check_run_dir(run_dir: str | Path, resume: bool, overwrite: bool) -> None:
     for parent in run_dir.parents:
         if parent.exists() and not parent.is_dir():
             raise RunDirError(f"--run-dir {run_dir}: {parent} is a file, not a directory; choose another --run-dir")
+    existing = next((p for p in (run_dir, *run_dir.parents) if p.exists()), None)
+    if existing is not None and not os.access(existing, os.W_OK | os.X_OK):
+        read_only = bool(os.statvfs(existing).f_flag & os.ST_RDONLY)
+        why = "read-only file system" if read_only else f"no write permission on {existing}"
+        raise RunDirError(f"--run-dir {run_dir}: cannot write there ({why}); nothing was written")
     found = run_contents(run_dir)
     if found and not resume and not overwrite:
         raise RunDirError(

@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import math
 import random
-import shutil
 import signal
 import sys
 import time
@@ -28,7 +27,14 @@ from parallel_rl.config import (
 )
 from parallel_rl.envs import VecEnv
 from parallel_rl.io import load_checkpoint, open_run_logger, save_checkpoint, write_json
-from parallel_rl.io.checkpoint import policy_spec, resolve_resume, rotate_checkpoints, step_checkpoint_path
+from parallel_rl.io.checkpoint import (
+    TRAINING_FIELDS,
+    policy_spec,
+    resolve_resume,
+    rotate_checkpoints,
+    step_checkpoint_path,
+)
+from parallel_rl.io.files import atomic_copy, open_run_dir, truncate_logs
 from parallel_rl.nets import Actor, DeployedPolicy, EnsembleCritic, RunningNorm
 from parallel_rl.runtime import distributed
 from parallel_rl.runtime.accel import configure_backends
@@ -203,17 +209,19 @@ class Trainer:
         return DeployedPolicy(self.normalizer, self.policy if policy is None else policy, low, high).eval()
 
     @torch.no_grad()
-    def evaluate(self, during_run: bool = False) -> dict[str, float]:
+    def evaluate(
+        self, during_run: bool = False, should_stop: Callable[[], bool] | None = None
+    ) -> dict[str, float] | None:
         """Deterministic evaluation on a separate env (built once, reseeded each time so evaluations compare).
 
         During a run it evaluates the actor's copy of the policy: in concurrent modes the trained policy may be
-        mid-update in another lane."""
+        mid-update in another lane. Returns None when ``should_stop()`` became true (a signal arrived)."""
         seed = self.cfg.seed + EVAL_SEED_OFFSET
         if self._eval_env is None:
             self._eval_env = self.make_env(self.cfg.eval_envs, self.device, seed)
         policy = self.policy_to_actor.module if during_run else None
         with self.actor.lane.active():
-            return evaluate_policy(self.deployed_policy(policy), self._eval_env, seed=seed)
+            return evaluate_policy(self.deployed_policy(policy), self._eval_env, seed=seed, should_stop=should_stop)
 
     def checkpoint_payload(self) -> dict[str, Any]:
         spec, hp = self.env.spec, self.cfg.agent
@@ -260,8 +268,8 @@ class Trainer:
         """Continue the run saved in ``state`` (see ``state_dict``); the configs must agree (``--resume``)."""
         diffs = config_differences(state["config"], self.cfg)
         if diffs:
-            raise ConfigError("cannot resume: the checkpoint was trained with another configuration:\n  "
-                              + "\n  ".join(diffs))  # fmt: skip
+            raise ConfigError("cannot resume: the checkpoint was trained with another configuration: "
+                              + "; ".join(diffs))  # fmt: skip
         self.policy.load_state_dict(state["actor"])
         self.critic.load_state_dict(state["critic"])
         self.vlearner.critic_target.load_state_dict(state["critic_target"])
@@ -337,7 +345,7 @@ class Trainer:
         ret = row.get("eval_return", row.get("episode_return", math.nan))
         if math.isfinite(ret) and ret > self.progress["best_return"]:
             self.progress["best_return"] = ret
-            shutil.copyfile(path, path.parent / "best.pt")
+            atomic_copy(path, path.parent / "best.pt", mode=0o600)  # private like every checkpoint
         return path
 
     def run(self, run_dir: str | Path | None = None) -> dict[str, Any]:
@@ -347,13 +355,47 @@ class Trainer:
         checkpoint and raise ``TrainingInterrupted``; NaN/Inf raise ``NonFiniteError`` before any checkpoint is
         written over the last good one."""
         cfg, main = self.cfg, self.dist.is_main
-        per_iteration = self._per_iteration = cfg.num_envs * self.dist.world_size
         run_dir = Path(run_dir or cfg.run_dir or default_run_dir(cfg))
-        if cfg.resume:
-            path = resolve_resume(cfg.resume, run_dir)
-            self.load_state_dict(load_checkpoint(path, map_location=self.device))
-            if main:
-                print(f"resumed from {path} at env step {self.scheduler.env_steps * per_iteration}", file=sys.stderr)
+        lock = None
+        if main:  # refuse a directory holding another run, lock it, remove temporary files of a killed write
+            lock, notes = open_run_dir(run_dir, resume=bool(cfg.resume), overwrite=cfg.overwrite)
+            for note in notes:
+                print(note, file=sys.stderr)
+        # Signals only set a flag from here to the end of the run: no checkpoint write or evaluation is cut off.
+        # The loop's own handler (below) saves and stops at the next step; after the loop this one makes the
+        # final evaluation stop at its next env step, final.pt being already written.
+        self._end_signals = StopSignals()
+        try:
+            with self._end_signals:
+                return self._run(run_dir)
+        finally:
+            if lock is not None:
+                lock.release()
+
+    def _resume(self, run_dir: Path) -> int | None:
+        """Load ``--resume``; on rank 0 cut the logs back to the checkpoint's step (the rows after it are logged
+        again by this run). Returns the TensorBoard purge step (None on other ranks)."""
+        path = resolve_resume(self.cfg.resume, run_dir)
+        state = load_checkpoint(path, map_location=self.device, require=TRAINING_FIELDS)
+        try:
+            self.load_state_dict(state)
+        except KeyError as e:
+            raise ValueError(f"{path}: checkpoint without field {e.args[0]!r} (damaged, or written by another "
+                             "version of parallel_rl)") from None  # fmt: skip
+        step = self.scheduler.env_steps * self._per_iteration
+        if not self.dist.is_main:
+            return None
+        print(f"resumed from {path} at env step {step}", file=sys.stderr)
+        dropped = truncate_logs(run_dir, step)
+        if dropped:
+            print(f"resume: dropped the rows logged after env step {step} (this run logs them again): "
+                  + ", ".join(f"{n} from {name}" for name, n in dropped.items()), file=sys.stderr)  # fmt: skip
+        return step + 1
+
+    def _run(self, run_dir: Path) -> dict[str, Any]:
+        cfg, main = self.cfg, self.dist.is_main
+        per_iteration = self._per_iteration = cfg.num_envs * self.dist.world_size
+        purge_step = self._resume(run_dir) if cfg.resume else None
         first = int(self.progress["iteration"]) + 1
         logger = bar = None
         if main:
@@ -361,7 +403,8 @@ class Trainer:
             write_json(run_dir / "config.json", {**dataclasses.asdict(cfg), "resolved_device": str(self.device),
                                                  "world_size": self.dist.world_size})  # fmt: skip
             logger = open_run_logger(run_dir, cfg, extra={"resolved_device": str(self.device),
-                                                          "world_size": self.dist.world_size})  # fmt: skip
+                                                          "world_size": self.dist.world_size},
+                                     purge_step=purge_step)  # fmt: skip
             bar = _progress(self.total_iterations * per_iteration, cfg.progress)
             if bar is not None:
                 bar.update((first - 1) * per_iteration)
@@ -456,10 +499,20 @@ class Trainer:
             "critic_params": sum(p.numel() for p in self.critic.parameters()),
             "actor_params": sum(p.numel() for p in self.policy.parameters()),
         }
+        if signals.received is not None and self._end_signals.received is None:
+            self._end_signals.received = signals.received  # arrived as the loop ended: not lost
         if not main:
             return summary
-        eval_stats = self.evaluate()
-        ckpt = save_checkpoint(run_dir / "checkpoints" / "final.pt", self.state_dict())
+        try:  # final.pt first: the trained policy is on disk whatever happens during the evaluation
+            ckpt = save_checkpoint(run_dir / "checkpoints" / "final.pt", self.state_dict())
+            end = self._end_signals
+            eval_stats = self.evaluate(should_stop=lambda: end.received is not None)
+            if eval_stats is None or end.received is not None:
+                raise TrainingInterrupted(end.received or signal.SIGTERM, summary["env_steps"], str(ckpt),
+                                          during="the final evaluation")  # fmt: skip
+        except BaseException:
+            logger.close()
+            raise
         summary.update({
             "final_eval_return": eval_stats["return_mean"],
             "final_eval_return_std": eval_stats["return_std"],
@@ -476,14 +529,19 @@ class Trainer:
 
 
 @torch.no_grad()
-def evaluate_policy(policy: torch.nn.Module, env: VecEnv, seed: int | None = None) -> dict[str, float]:
-    """Deterministic return of the first episode of every env (one host sync at the end)."""
+def evaluate_policy(
+    policy: torch.nn.Module, env: VecEnv, seed: int | None = None, should_stop: Callable[[], bool] | None = None
+) -> dict[str, float] | None:
+    """Deterministic return of the first episode of every env (one host sync at the end). None when
+    ``should_stop()`` (a host-side flag, checked each env step) turned true before the episodes ended."""
     spec = env.spec
     obs = env.reset(seed=seed)["obs"]
     total = torch.zeros(spec.num_envs, device=spec.device)
     length = torch.zeros(spec.num_envs, device=spec.device)
     running = torch.ones(spec.num_envs, dtype=torch.bool, device=spec.device)
     for _ in range(spec.max_episode_steps):
+        if should_stop is not None and should_stop():
+            return None
         out = env.step(policy(obs))
         total += out["reward"] * running
         length += running.float()

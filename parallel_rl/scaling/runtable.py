@@ -215,7 +215,7 @@ def critic_param_count_from_checkpoint(run_dir: str | Path) -> int:
     path = Path(run_dir) / "checkpoints" / "final.pt"
     if not path.is_file():
         raise RunTableError(f"{run_dir}: no checkpoints/final.pt to count critic parameters from; pass critic_params")
-    state = load_checkpoint(path, require=("critic",))["critic"]  # restricted loader: no code runs from the file
+    state = load_checkpoint(path)["critic"]  # restricted loader: no code runs from the file
     return int(sum(t.numel() for name, t in state.items() if name.endswith((".weight", ".bias"))))
 
 
@@ -229,7 +229,7 @@ def flops_constant_from_run_dir(run_dir: str | Path) -> float:
     path, cfg_path = run_dir / "checkpoints" / "final.pt", run_dir / "config.json"
     if not path.is_file() or not cfg_path.is_file():
         raise RunTableError(f"{run_dir}: counting FLOPs needs checkpoints/final.pt and config.json")
-    ckpt = load_checkpoint(path, require=("critic", "actor"))
+    ckpt = load_checkpoint(path)
     count = lambda state: int(sum(t.numel() for n, t in state.items() if n.endswith((".weight", ".bias"))))  # noqa: E731
     ratio = float(json.loads(cfg_path.read_text())["schedule"]["policy_ratio"])
     return flops_per_param_sample(count(ckpt["critic"]), count(ckpt["actor"]), ratio)
