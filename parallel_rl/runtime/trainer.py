@@ -35,6 +35,7 @@ from parallel_rl.io.checkpoint import (
     step_checkpoint_path,
 )
 from parallel_rl.io.files import atomic_copy, open_run_dir, truncate_logs
+from parallel_rl.io.progress import Progress
 from parallel_rl.nets import Actor, DeployedPolicy, EnsembleCritic, RunningNorm
 from parallel_rl.runtime import distributed
 from parallel_rl.runtime.accel import configure_backends
@@ -405,9 +406,8 @@ class Trainer:
             logger = open_run_logger(run_dir, cfg, extra={"resolved_device": str(self.device),
                                                           "world_size": self.dist.world_size},
                                      purge_step=purge_step)  # fmt: skip
-            bar = _progress(self.total_iterations * per_iteration, cfg.progress)
-            if bar is not None:
-                bar.update((first - 1) * per_iteration)
+            if cfg.progress:
+                bar = Progress(self.total_iterations * per_iteration, done=(first - 1) * per_iteration)
         start = last_time = time.perf_counter() - self.progress["wall_seconds"]
         last_steps, last_updates = first - 1, self.scheduler.critic_updates + self.scheduler.policy_updates
         eval_seconds = 0.0  # excluded from wall_seconds, which is training time
@@ -421,6 +421,8 @@ class Trainer:
                 for it in range(first, self.total_iterations + 1):
                     self.iteration()
                     self.progress["iteration"] = it
+                    if bar is not None:
+                        bar.advance(per_iteration)  # moves every step; redrawn at most twice a second
                     out_of_time = cfg.max_wall_seconds > 0 and time.perf_counter() - start - eval_seconds >= (
                         cfg.max_wall_seconds
                     )
@@ -458,11 +460,7 @@ class Trainer:
                         if checkpoint_now:
                             saved = self._save(run_dir, row)
                         if bar is not None:
-                            bar.update((it - last_steps) * per_iteration)
-                            bar.set_postfix(
-                                steps_s=f"{row['env_steps_per_s']:.0f}", upd_s=f"{row['updates_per_s']:.0f}",
-                                ret=f"{last_return:.1f}",
-                            )  # fmt: skip
+                            bar.row(row["env_steps_per_s"], row["updates_per_s"], last_return, final=last)
                         last_time, last_steps, last_updates = time.perf_counter(), it, updates
                     if interrupted:
                         signum = signals.received or signal.SIGTERM
@@ -550,14 +548,6 @@ def evaluate_policy(
     ret = total.cpu()
     return {"return_mean": ret.mean().item(), "return_std": ret.std(unbiased=False).item(),
             "length_mean": length.mean().item()}  # fmt: skip
-
-
-def _progress(total: int, enabled: bool):
-    if not enabled:
-        return None
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, unit="step", unit_scale=True, dynamic_ncols=True, desc="env steps")
 
 
 def train(cfg: TrainConfig, make_env: EnvFactory) -> dict[str, Any]:
