@@ -487,6 +487,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any] | None:
 if __name__ == "__main__":
     # Run the canonical module's main, so that suites and runners registered by other modules (which import
     # ``launch.benchmark``) land in the same registries as ours.
+    from launch._cli import run_cli
     from launch.benchmark import main as canonical_main
 
-    canonical_main()
+    run_cli(canonical_main)

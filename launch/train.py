@@ -49,13 +49,48 @@ def list_tasks() -> str:
     return "\n".join(lines)
 
 
+GPU_BATCH = 4096
+"""A preset whose batch is at least this is GPU-sized: on a CPU one update takes seconds."""
+CPU_FLOPS = 3.2e10
+"""FLOP/s of a 2-core CPU on the learners' matmuls, calibrated on a measurement: the mjlab G1 FastTD3 default preset
+(batch 32768, critic 1024-512-256 x2, 251 atoms, utd 4) took about 55 s per vector env step on a 2-core CPU (issue
+12). Estimates from it are rough (a factor of 2)."""
+
+
+def _on_cpu(device: str) -> bool:
+    """Will this run be on a CPU? Decided without importing torch: 'auto' means CPU when no NVIDIA device exists."""
+    if device == "cpu":
+        return True
+    return device == "auto" and not any(Path("/dev").glob("nvidia[0-9]*"))
+
+
+def gpu_sized(overrides: dict) -> bool:
+    return int(overrides.get("buffer", {}).get("batch_size", 0)) >= GPU_BATCH
+
+
+def cpu_seconds_per_step(cfg: TrainConfig) -> float:
+    """Rough seconds per vectorized env step of the learners on a CPU, from the network sizes (input layers
+    ignored): critic updates x batch x (forward+backward of the ensemble, target forward, actor update)."""
+
+    def weights(hidden: tuple[int, ...], out: int) -> int:
+        sizes = [*hidden, out]
+        return sum(a * b for a, b in zip(sizes[:-1], sizes[1:]))
+
+    a, s = cfg.agent, cfg.schedule
+    critic = a.num_critics * weights(a.critic_hidden, a.num_atoms)
+    actor = weights(a.actor_hidden, 1)
+    per_sample = 8 * critic + s.policy_ratio * (6 * actor + 2 * critic)
+    return s.utd * cfg.buffer.batch_size * per_sample / CPU_FLOPS
+
+
 def preset_defaults(args: list[str]) -> TrainConfig:
     import tasks
 
     pre = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
     pre.add_argument("--task", default=TrainConfig.task)
     pre.add_argument("--algo", default=TrainConfig.algo)
-    pre.add_argument("--preset", default=TrainConfig.preset)
+    pre.add_argument("--preset", default=None)
+    pre.add_argument("--device", default=TrainConfig.device)
     known, _ = pre.parse_known_args(args)
     if known.task == "list":
         print(list_tasks())
@@ -63,8 +98,17 @@ def preset_defaults(args: list[str]) -> TrainConfig:
     if known.algo not in ALGOS:
         raise ConfigError(f"--algo: unknown algorithm {known.algo!r}{suggest(known.algo, ALGOS)} "
                           f"(valid: {', '.join(ALGOS)})")  # fmt: skip
-    overrides = tasks.preset(known.task, known.algo, known.preset)
-    base = TrainConfig(task=known.task, algo=known.algo, preset=known.preset)
+    name = known.preset or TrainConfig.preset
+    if known.preset is None and ":" in known.task and _on_cpu(known.device):
+        available = tasks.presets_of(known.task).get(known.algo, {})
+        if "cpu" in available and gpu_sized(tasks.preset(known.task, known.algo, name)):
+            default = tasks.preset(known.task, known.algo, name)
+            print(f"note: --task {known.task} on a CPU: using its 'cpu' preset (the default preset is GPU-sized: "
+                  f"{default.get('num_envs', '?')} envs, batch {default['buffer']['batch_size']}); --preset default "
+                  "runs that one anyway", file=sys.stderr)  # fmt: skip
+            name = "cpu"
+    overrides = tasks.preset(known.task, known.algo, name)
+    base = TrainConfig(task=known.task, algo=known.algo, preset=name)
     return replace_nested(base, overrides)
 
 
@@ -90,7 +134,13 @@ def prepare(args: list[str] | None = None):
     cfg = dataclasses.replace(cfg, run_dir=str(run_dir))
     from parallel_rl.runtime.trainer import resolve_device  # the first torch import
 
-    resolve_device(cfg.device)
+    if resolve_device(cfg.device).type == "cpu" and cfg.buffer.batch_size >= GPU_BATCH:
+        per_step = cpu_seconds_per_step(cfg)
+        steps = -(-cfg.total_env_steps // cfg.num_envs)
+        print(f"note: a GPU-sized run (batch {cfg.buffer.batch_size}) on a CPU: expect roughly {per_step:.0f} s per "
+              f"env step once learning starts, {steps} steps in all (about {per_step * steps / 3600:.1f} h); a "
+              "smaller --batch-size or --preset cpu (where the task has one) is what a CPU can run",
+              file=sys.stderr)  # fmt: skip
     return cfg, factory
 
 

@@ -138,8 +138,8 @@ def mjlab_task_entry(name: str) -> TaskEntry:
     task_id = _task_id(name)
     try:
         known = list_mjlab_tasks()
-    except MjlabMissingError as e:
-        raise ConfigError(f"--task {name}: {e}") from None
+    except MjlabMissingError as e:  # tasks.check_installed puts "--task <name>: " in front
+        raise ConfigError(str(e)) from None
     if task_id not in known:
         raise ConfigError(
             f"--task: unknown mjlab task {task_id!r}{suggest(task_id, known)} (known: "

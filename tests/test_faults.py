@@ -455,3 +455,51 @@ def test_help_into_a_closed_pipe_is_quiet():
     proc.stdout.close()  # like `| head` exiting before the help is written
     err = proc.stderr.read().decode()
     assert proc.wait(timeout=120) == 141 and "Traceback" not in err and "BrokenPipe" not in err, err
+
+
+# ---- first contact -----------------------------------------------------------------------------------------------
+def test_a_gpu_sized_backend_preset_on_a_cpu_takes_the_cpu_preset_and_says_so(capsys):
+    from launch.train import cpu_seconds_per_step, parse
+
+    task = "mjlab:Mjlab-Velocity-Flat-Unitree-G1"
+    cfg = parse(["--task", task, "--device", "cpu", "--num-envs", "16"])
+    assert (cfg.preset, cfg.buffer.batch_size, cfg.num_envs) == ("cpu", 256, 16)  # flags still override it
+    assert "using its 'cpu' preset (the default preset is GPU-sized: 4096 envs, batch 32768)" in capsys.readouterr().err
+    explicit = parse(["--task", task, "--device", "cpu", "--preset", "default"])
+    assert explicit.preset == "default" and explicit.buffer.batch_size == 32768 and not capsys.readouterr().err
+    # the estimate printed before such a run: the measured ~55 s per step of this preset on 2 cores, within 2x
+    assert 27 < cpu_seconds_per_step(explicit) < 110
+    assert parse(["--task", "pendulum", "--device", "cpu"]).preset == "default"  # built-in tasks: CPU-sized
+
+
+def test_task_list_and_the_shipped_published_fits(tmp_path, capsys):
+    from launch.scaling import main as scaling
+    from launch.train import main
+
+    with pytest.raises(SystemExit) as e:
+        main(["--task", "list"])
+    out = capsys.readouterr().out
+    assert e.value.code == 0 and "pendulum" in out and "mjlab:" in out and "gym:" in out
+    scaling(["budget", "--fits", str(ROOT / "benchmarks/scaling/published_gym_fits.json"), "--out",
+             str(tmp_path / "b.json")])  # fmt: skip
+    import json
+
+    assert json.loads((tmp_path / "b.json").read_text())["k"] == pytest.approx(2.62e-9, rel=0.03)
+
+
+def test_scaling_rejects_utd_zero_rows_and_binary_files_naming_them(tmp_path, capsys):
+    from launch.scaling import main as scaling
+    from parallel_rl.scaling.runtable import RUN_TABLE_COLUMNS
+
+    table = tmp_path / "runs.csv"
+    row = {"task": "t", "algo": "fasttd3", "utd": "0", "batch_size": "64", "lr": "1e-3", "critic_width": "16",
+           "critic_params": "100", "seed": "0", "env_step": "10", "wall_seconds": "1", "return": "5"}  # fmt: skip
+    table.write_text(",".join(RUN_TABLE_COLUMNS) + "\n" + ",".join(row[c] for c in RUN_TABLE_COLUMNS) + "\n")
+    with pytest.raises(SystemExit) as e:
+        scaling(["fit", "--runs", str(table), "--out", str(tmp_path / "f.json")])
+    assert e.value.code == 2 and f"{table}, line 2: utd must be > 0" in one_error_line(capsys.readouterr().err)
+    binary = tmp_path / "binary.csv"
+    binary.write_bytes(b"\x89PNG\r\n\x1a\n\xff\xfe" * 10)
+    with pytest.raises(SystemExit) as e:
+        scaling(["fit", "--runs", str(binary), "--out", str(tmp_path / "f.json")])
+    assert e.value.code == 2 and f"{binary}: not a text CSV" in one_error_line(capsys.readouterr().err)

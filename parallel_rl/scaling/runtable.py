@@ -95,21 +95,27 @@ def read_run_table(path: str | Path) -> list[dict[str, Any]]:
     path = Path(path)
     if not path.is_file():
         raise RunTableError(f"run table not found: {path}")
-    with path.open(newline="") as f:
-        reader = csv.DictReader(f)
-        header = reader.fieldnames or []
-        missing = [c for c in REQUIRED_COLUMNS if c not in header]
-        if missing:
-            raise RunTableError(
-                f"{path}: missing column(s) {', '.join(missing)}; a run table needs {', '.join(REQUIRED_COLUMNS)} "
-                f"(optional: {', '.join(c for c in RUN_TABLE_COLUMNS if c not in REQUIRED_COLUMNS)})"
-            )
-        rows = []
-        for line, raw in enumerate(reader, start=2):
-            try:
-                rows.append(_typed(raw))
-            except ValueError as e:
-                raise RunTableError(f"{path}, line {line}: {e}") from None
+    try:
+        with path.open(newline="") as f:
+            reader = csv.DictReader(f)
+            header = reader.fieldnames or []
+            missing = [c for c in REQUIRED_COLUMNS if c not in header]
+            if missing:
+                raise RunTableError(
+                    f"{path}: missing column(s) {', '.join(missing)}; a run table needs {', '.join(REQUIRED_COLUMNS)} "
+                    f"(optional: {', '.join(c for c in RUN_TABLE_COLUMNS if c not in REQUIRED_COLUMNS)})"
+                )
+            rows = []
+            for line, raw in enumerate(reader, start=2):
+                try:
+                    rows.append(_typed(raw))
+                except ValueError as e:
+                    raise RunTableError(f"{path}, line {line}: {e}") from None
+                if not rows[-1]["utd"] > 0:  # the laws take log(utd): zero or negative rows would fit nonsense
+                    raise RunTableError(f"{path}, line {line}: utd must be > 0 (critic updates per transition), "
+                                        f"got {rows[-1]['utd']}")  # fmt: skip
+    except UnicodeDecodeError as e:
+        raise RunTableError(f"{path}: not a text CSV run table (undecodable byte at offset {e.start})") from None
     return rows
 
 
