@@ -144,7 +144,8 @@ def trainer_runner(algo: str) -> Runner:
         train_dir = run_dir / "train"
         args = ["--task", task, "--algo", algo, "--preset", preset, "--seed", str(seed), "--device", device,
                 "--total-env-steps", str(env_step_budget), "--max-wall-seconds", str(time_budget_s),
-                "--run-dir", str(train_dir), "--no-progress", *overrides_to_flags(overrides)]  # fmt: skip
+                "--run-dir", str(train_dir), "--overwrite",  # a run that did not finish starts again
+                "--no-progress", *overrides_to_flags(overrides)]  # fmt: skip
         command = [sys.executable, "-m", "launch.train", *args]
         (run_dir / "command.txt").write_text(shlex.join(command) + "\n")
         # A run that hangs (a simulator that never returns) is stopped: training time is boxed by the trainer, the

@@ -83,6 +83,23 @@ def cpu_seconds_per_step(cfg: TrainConfig) -> float:
     return s.utd * cfg.buffer.batch_size * per_sample / CPU_FLOPS
 
 
+def cpu_preset_rule(cfg: TrainConfig, args: list[str]) -> TrainConfig:
+    """On a CPU, a simulator task whose default preset is GPU-sized runs its ``cpu`` preset instead (flags still
+    apply), with one line saying so, unless a preset was named on the command line."""
+    import tasks
+
+    named = any(a == "--preset" or a.startswith("--preset=") for a in args)
+    if named or ":" not in cfg.task or not _on_cpu(cfg.device):
+        return cfg
+    default = tasks.preset(cfg.task, cfg.algo, cfg.preset)
+    if "cpu" not in tasks.presets_of(cfg.task).get(cfg.algo, {}) or not gpu_sized(default):
+        return cfg
+    print(f"note: --task {cfg.task} on a CPU: using its 'cpu' preset (the default preset is GPU-sized: "
+          f"{default.get('num_envs', '?')} envs, batch {default['buffer']['batch_size']}); --preset default runs "
+          "that one anyway", file=sys.stderr)  # fmt: skip
+    return parse([*args, "--preset", "cpu"])
+
+
 def preset_defaults(args: list[str]) -> TrainConfig:
     import tasks
 
@@ -90,7 +107,6 @@ def preset_defaults(args: list[str]) -> TrainConfig:
     pre.add_argument("--task", default=TrainConfig.task)
     pre.add_argument("--algo", default=TrainConfig.algo)
     pre.add_argument("--preset", default=None)
-    pre.add_argument("--device", default=TrainConfig.device)
     known, _ = pre.parse_known_args(args)
     if known.task == "list":
         print(list_tasks())
@@ -99,14 +115,6 @@ def preset_defaults(args: list[str]) -> TrainConfig:
         raise ConfigError(f"--algo: unknown algorithm {known.algo!r}{suggest(known.algo, ALGOS)} "
                           f"(valid: {', '.join(ALGOS)})")  # fmt: skip
     name = known.preset or TrainConfig.preset
-    if known.preset is None and ":" in known.task and _on_cpu(known.device):
-        available = tasks.presets_of(known.task).get(known.algo, {})
-        if "cpu" in available and gpu_sized(tasks.preset(known.task, known.algo, name)):
-            default = tasks.preset(known.task, known.algo, name)
-            print(f"note: --task {known.task} on a CPU: using its 'cpu' preset (the default preset is GPU-sized: "
-                  f"{default.get('num_envs', '?')} envs, batch {default['buffer']['batch_size']}); --preset default "
-                  "runs that one anyway", file=sys.stderr)  # fmt: skip
-            name = "cpu"
     overrides = tasks.preset(known.task, known.algo, name)
     base = TrainConfig(task=known.task, algo=known.algo, preset=name)
     return replace_nested(base, overrides)
@@ -126,8 +134,10 @@ def prepare(args: list[str] | None = None):
     from parallel_rl.config import default_run_dir, validate
     from parallel_rl.io.files import check_run_dir
 
+    args = sys.argv[1:] if args is None else args
     cfg = parse(args)
     factory = tasks.env_factory(cfg.task)
+    cfg = cpu_preset_rule(cfg, args)
     validate(cfg)
     run_dir = Path(cfg.run_dir) if cfg.run_dir else default_run_dir(cfg)
     check_run_dir(run_dir, resume=bool(cfg.resume), overwrite=cfg.overwrite)

@@ -188,6 +188,7 @@ def main() -> None:
         [*TINY, "--run-dir", str(done)],
         done,
     )
+    r("live").mkdir()
     with RunDirLock(r("live")):
         case("`--run-dir` of a live run (locked)", train_main, [*TINY, "--run-dir", str(r("live"))], r("live"))
     case(
