@@ -83,6 +83,17 @@ def cpu_seconds_per_step(cfg: TrainConfig) -> float:
     return s.utd * cfg.buffer.batch_size * per_sample / CPU_FLOPS
 
 
+def check_resume(cfg: TrainConfig) -> None:
+    """``--resume``: the file (or, for 'latest', a periodic checkpoint in --run-dir) must exist before any work."""
+    from parallel_rl.io.checkpoint import checkpoint_dir, list_checkpoints
+
+    if cfg.resume == "latest":
+        if not list_checkpoints(cfg.run_dir):
+            raise ConfigError(f"--resume latest: no checkpoints (step_*.pt) under {checkpoint_dir(cfg.run_dir)}")
+    elif cfg.resume and not Path(cfg.resume).is_file():
+        raise ConfigError(f"--resume {cfg.resume}: no such checkpoint file")
+
+
 def cpu_preset_rule(cfg: TrainConfig, args: list[str]) -> TrainConfig:
     """On a CPU, a simulator task whose default preset is GPU-sized runs its ``cpu`` preset instead (flags still
     apply), with one line saying so, unless a preset was named on the command line."""
@@ -139,6 +150,7 @@ def prepare(args: list[str] | None = None):
     factory = tasks.env_factory(cfg.task)
     cfg = cpu_preset_rule(cfg, args)
     validate(cfg)
+    check_resume(cfg)
     run_dir = Path(cfg.run_dir) if cfg.run_dir else default_run_dir(cfg)
     check_run_dir(run_dir, resume=bool(cfg.resume), overwrite=cfg.overwrite)
     cfg = dataclasses.replace(cfg, run_dir=str(run_dir))
@@ -174,7 +186,7 @@ def main(args: list[str] | None = None) -> dict:
         print(f"interrupted: {e}", file=sys.stderr)
         raise SystemExit(e.exit_code) from None
     except NonFiniteError as e:
-        fail(f"non-finite values: {e}; the last good checkpoint is untouched ({describe_kept(run_dir)})", 3)
+        fail(f"non-finite values: {e}; nothing was saved after it ({describe_kept(run_dir)})", 3)
     except (ConfigError, RunDirError) as e:  # e.g. --resume of an incompatible checkpoint, a second live run
         fail(str(e))
     except OSError as e:  # full disk, read-only or vanished directory, permissions; or our missing checkpoint

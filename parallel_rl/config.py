@@ -238,7 +238,7 @@ def validate(cfg: TrainConfig) -> None:
         bad(name, f"must be a finite number, got {value}")
     check_device_name(cfg.device)
     if cfg.resume and cfg.overwrite:
-        bad("overwrite", "--overwrite deletes the run that --resume continues; give one of them")
+        bad("overwrite", "deletes the run that --resume continues; give one of them")
     if cfg.algo not in ALGOS:
         bad("algo", f"unknown algorithm {cfg.algo!r}; valid: {', '.join(ALGOS)}")
     if cfg.num_envs < 1:

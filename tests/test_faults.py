@@ -418,6 +418,7 @@ BAD_INPUT = {
     "max-wall-seconds-nan": (["--max-wall-seconds", "nan"], "--max-wall-seconds: must be a finite number"),
     "task-typo": (["--task", "pendulm"], "did you mean 'pendulum'"),
     "resume-and-overwrite": (["--resume", "x.pt", "--overwrite"], "--overwrite"),
+    "resume-missing-file": (["--resume", "missing.pt"], "--resume missing.pt: no such checkpoint file"),
 }
 
 

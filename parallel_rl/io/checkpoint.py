@@ -125,9 +125,13 @@ def load_checkpoint(
 def _unreadable(path: Path, e: Exception) -> ValueError:
     older = [p for p in list_checkpoints(path.parent.parent) if p != path] if path.name.startswith("step_") else []
     hint = f"; the previous checkpoint is {older[-1]}" if older else ""
-    first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+    if isinstance(e, pickle.UnpicklingError):  # torch's text here is advice about weights_only, not the cause
+        why = "its data is not a torch checkpoint"
+    else:
+        text = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        why = text.split(". ")[0].rstrip(".")[:160]
     return ValueError(f"{path} is not a readable parallel_rl checkpoint, probably truncated or corrupted "
-                      f"({type(e).__name__}: {first[:200]}){hint}")  # fmt: skip
+                      f"({why}){hint}")  # fmt: skip
 
 
 def checkpoint_dir(run_dir: str | Path) -> Path:

@@ -142,9 +142,9 @@ def evaluate_checkpoint(
 ) -> dict[str, Any]:
     """Load the deterministic policy of ``checkpoint``, build its task with ``make_env(task, num_envs, device,
     seed)`` and evaluate it; writes an MP4 to ``video_path`` when given. ``task`` overrides the checkpoint's."""
-    from parallel_rl.io.checkpoint import load_checkpoint, load_policy
+    from parallel_rl.io.checkpoint import POLICY_FIELDS, load_checkpoint, load_policy
 
-    config = load_checkpoint(checkpoint).get("config") or {}
+    config = load_checkpoint(checkpoint, require=POLICY_FIELDS).get("config") or {}
     task = task or config.get("task")
     if not task:
         raise ValueError(f"{checkpoint}: the checkpoint's config names no task; pass the task explicitly")

@@ -307,4 +307,4 @@ def describe_kept(run_dir: str | Path) -> str:
             parts.append(f"metrics.csv{last}")
         except (OSError, csv.Error):
             parts.append("metrics.csv")
-    return "kept: " + ", ".join(parts) if parts else "nothing of the run was kept"
+    return "kept: " + ", ".join(parts) if parts else "no checkpoint or metrics row had been written yet"
