@@ -500,7 +500,7 @@ def test_scaling_rejects_utd_zero_rows_and_binary_files_naming_them(tmp_path, ca
     table = tmp_path / "runs.csv"
     row = {"task": "t", "algo": "fasttd3", "utd": "0", "batch_size": "64", "lr": "1e-3", "critic_width": "16",
            "critic_params": "100", "seed": "0", "env_step": "10", "wall_seconds": "1", "return": "5"}  # fmt: skip
-    table.write_text(",".join(RUN_TABLE_COLUMNS) + "\n" + ",".join(row[c] for c in RUN_TABLE_COLUMNS) + "\n")
+    table.write_text(",".join(RUN_TABLE_COLUMNS) + "\n" + ",".join(row.get(c, "") for c in RUN_TABLE_COLUMNS) + "\n")
     with pytest.raises(SystemExit) as e:
         scaling(["fit", "--runs", str(table), "--out", str(tmp_path / "f.json")])
     assert e.value.code == 2 and f"{table}, line 2: utd must be > 0" in one_error_line(capsys.readouterr().err)

@@ -263,7 +263,7 @@ def main() -> None:
     table = TMP / "runs.csv"
     row = dict(task="t", algo="fasttd3", utd="0", batch_size="64", lr="1e-3", critic_width="16", critic_params="100",
                seed="0", env_step="10", wall_seconds="1", **{"return": "5"})  # fmt: skip
-    table.write_text(",".join(RUN_TABLE_COLUMNS) + "\n" + ",".join(row[c] for c in RUN_TABLE_COLUMNS) + "\n")
+    table.write_text(",".join(RUN_TABLE_COLUMNS) + "\n" + ",".join(row.get(c, "") for c in RUN_TABLE_COLUMNS) + "\n")
     case("`launch.scaling fit` on a row with utd 0", scaling_main, ["fit", "--runs", str(table), "--out",
                                                                      str(TMP / "f.json")], None)  # fmt: skip
     (TMP / "binary.csv").write_bytes(b"\x89PNG\r\n\x1a\n\xff\xfe" * 8)
