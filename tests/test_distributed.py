@@ -31,9 +31,9 @@ def _worker(rank: int, world: int, port: int, out_dir: str, mode: str) -> None:
                       schedule={"mode": mode, "utd": 1, "policy_ratio": 0.5})  # fmt: skip
     trainer = Trainer(cfg, tasks.env_factory("pendulum"))
     summary = trainer.run()
-    state = {f"critic.{k}": v for k, v in trainer.critic.state_dict().items()}
-    state.update({f"actor.{k}": v for k, v in trainer.policy.state_dict().items()})
-    state.update({f"norm.{k}": v for k, v in trainer.normalizer.state_dict().items()})
+    state = {f"critic.{k}": v for k, v in trainer.algo.critic.state_dict().items()}
+    state.update({f"actor.{k}": v for k, v in trainer.algo.policy.state_dict().items()})
+    state.update({f"norm.{k}": v for k, v in trainer.algo.normalizer.state_dict().items()})
     torch.save({"state": state, "summary": summary, "transitions": trainer.buffer.num_transitions,
                 "first_obs": trainer.buffer.obs[:, 0].clone()}, f"{out_dir}/rank{rank}.pt")  # fmt: skip
     torch.distributed.destroy_process_group()

@@ -58,6 +58,12 @@ def free_reserve(utd: float, policy_ratio: float, k: int) -> int:
     return 2 * lead_steps
 
 
+def _publish(t: Trainer, role: str) -> None:
+    """Publish everything ``role`` writes (parameters, and the actor's buffer views) to its readers."""
+    for channel in t.publishes[role]:
+        channel.publish()
+
+
 def _synchronize(device: torch.device) -> None:
     """Wait for every lane's queued GPU work (checkpoints read tensors the lanes may still be writing)."""
     if device.type == "cuda":
@@ -74,19 +80,17 @@ class SequentialMode:
         t = self.t
         s, sched = t.cfg.schedule, t.scheduler
         t.actor.step()
-        for channel in t.actor_publishes:
-            channel.publish()
+        _publish(t, "actor")
         for _ in range(sched.on_env_step()):
             t.vlearner.update()
             policy_due = sched.on_critic_update()
             if sched.critic_updates % s.critic_publish_interval == 0:
-                t.critic_to_plearner.publish()
+                _publish(t, "vlearner")
             for _ in range(policy_due):
                 t.plearner.update()
                 sched.on_policy_update()
                 if sched.policy_updates % s.policy_publish_interval == 0:
-                    for channel in t.policy_publishes:
-                        channel.publish()
+                    _publish(t, "plearner")
 
     def finish(self) -> None:
         pass
@@ -142,19 +146,17 @@ class PipelinedMode:
         for _ in plan:
             self.t.vlearner.update()
         if publish:
-            self.t.critic_to_plearner.publish()
+            _publish(self.t, "vlearner")
 
     def _policy_work(self, plan: list[int], publish: bool) -> None:
         for _ in range(sum(plan)):
             self.t.plearner.update()
         if publish:
-            for channel in self.t.policy_publishes:
-                channel.publish()
+            _publish(self.t, "plearner")
 
     def _actor_work(self) -> None:
         self.t.actor.step()
-        for channel in self.t.actor_publishes:
-            channel.publish()
+        _publish(self.t, "actor")
 
     def _run(self, actor: bool) -> None:
         s, sched = self.t.cfg.schedule, self.t.scheduler
@@ -260,8 +262,7 @@ class FreeMode:
         if not ok:
             self._raise()
         t.actor.step()
-        for channel in t.actor_publishes:
-            channel.publish()
+        _publish(t, "actor")
         with self.cond:
             sched.env_steps += 1
             self._record()
@@ -291,7 +292,7 @@ class FreeMode:
                 self._record()
                 self.cond.notify_all()
             if sched.critic_updates % s.critic_publish_interval == 0:
-                t.critic_to_plearner.publish()
+                _publish(t, "vlearner")
         with self.cond:
             self.critic_done = True
             self.cond.notify_all()
@@ -315,8 +316,7 @@ class FreeMode:
                 self._record()
                 self.cond.notify_all()
             if sched.policy_updates % s.policy_publish_interval == 0:
-                for channel in t.policy_publishes:
-                    channel.publish()
+                _publish(t, "plearner")
 
     def _guard(self, fn) -> None:
         try:

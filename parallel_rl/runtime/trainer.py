@@ -16,17 +16,18 @@ from typing import Any
 
 import numpy as np
 import torch
+from tensordict import TensorDict
 
-from parallel_rl.algos import get_algorithm
+from parallel_rl.algos import Algorithm, Context, get_algorithm
 from parallel_rl.buffer import ReplayBuffer
 from parallel_rl.config import ConfigError, TrainConfig, config_differences, validate
 from parallel_rl.envs import VecEnv
 from parallel_rl.io import load_checkpoint, open_run_logger, save_checkpoint, write_json
 from parallel_rl.io.checkpoint import policy_spec, resolve_resume, rotate_checkpoints, step_checkpoint_path
-from parallel_rl.nets import Actor, DeployedPolicy, EnsembleCritic, RunningNorm
+from parallel_rl.nets import DeployedPolicy
 from parallel_rl.runtime import distributed
-from parallel_rl.runtime.accel import configure_backends
-from parallel_rl.runtime.components import ActorComponent, PLearner, VLearner, _normalize_batch
+from parallel_rl.runtime.accel import GraphedCall, autocast, configure_backends, maybe_compile
+from parallel_rl.runtime.components import ActorComponent, PLearner, VLearner
 from parallel_rl.runtime.distributed import DistContext
 from parallel_rl.runtime.guards import StopSignals, TrainingInterrupted, check_finite
 from parallel_rl.runtime.modes import FreeMode, PipelinedMode, SequentialMode, free_bound, free_reserve
@@ -85,16 +86,7 @@ class Trainer:
         if spec.num_envs != cfg.num_envs:
             raise ValueError(f"env factory made {spec.num_envs} envs, config asks for {cfg.num_envs}")
         hp = cfg.agent
-        self.algo = get_algorithm(cfg.algo)
-        self.normalizer = RunningNorm(spec.obs_dim).to(self.device)
-        self.critic_normalizer = (
-            None if spec.critic_obs_dim is None else RunningNorm(spec.critic_obs_dim).to(self.device)
-        )
-        self.policy = Actor(spec.obs_dim, spec.act_dim, hp.actor_hidden, hp.activation).to(self.device)
-        critic_in = spec.critic_obs_dim or spec.obs_dim
-        self.critic = EnsembleCritic(
-            critic_in, spec.act_dim, hp.critic_hidden, hp.num_atoms, hp.v_min, hp.v_max, hp.num_critics, hp.activation
-        ).to(self.device)
+        self.algo: Algorithm = get_algorithm(cfg.algo)(hp, self._algo_context(rank_seed + 2))
         storage = torch.bfloat16 if cfg.buffer.storage_dtype == "bfloat16" else torch.float32
         held_out = cfg.td_validation_envs
         train_envs = spec.num_envs - held_out
@@ -111,37 +103,30 @@ class Trainer:
                 self.device, critic_obs_dim=spec.critic_obs_dim, storage_dtype=storage, n_step=hp.n_step,
                 gamma=hp.gamma, seed=rank_seed + 5,
             )  # fmt: skip
-        distributed.broadcast_module_(self.policy, self.dist)
-        distributed.broadcast_module_(self.critic, self.dist)
-        # Lanes and channels: each consumer reads its own copy of what it needs, refreshed by the owner's publish.
+        shared = self.algo.shared()
+        if self.dist.enabled:
+            for module in self.algo.networks().values():
+                distributed.broadcast_module_(module, self.dist)
+            for s_ in shared:  # replicas start from the broadcast weights
+                TensorDict.from_module(s_.replica).data.update_(TensorDict.from_module(s_.source).data)
+        # Lanes and channels: each reader role reads its own replica, refreshed by the writer role's publish.
         s = cfg.schedule
         concurrent = s.mode == "free" or (s.mode == "pipelined" and not s.pipeline_serial)
         deferred = s.mode == "pipelined"
         dev = self.device
-        actor_lane, v_lane, p_lane = (Lane(dev, n, concurrent) for n in ("actor", "vlearner", "plearner"))
-
-        def channel(module, writer, reader):
-            return Channel.for_module(module, writer, reader, deferred)
-
-        self.policy_to_actor = channel(self.policy, p_lane, actor_lane)
-        self.policy_to_vlearner = channel(self.policy, p_lane, v_lane)
-        self.critic_to_plearner = channel(self.critic, v_lane, p_lane)
-        norm_v, norm_p = channel(self.normalizer, actor_lane, v_lane), channel(self.normalizer, actor_lane, p_lane)
-        cnorm_v = cnorm_p = None
-        if self.critic_normalizer is not None:
-            cnorm_v = channel(self.critic_normalizer, actor_lane, v_lane)
-            cnorm_p = channel(self.critic_normalizer, actor_lane, p_lane)
-        self.actor = ActorComponent(
-            self.env, self.algo, hp, self.policy_to_actor, self.normalizer, self.buffer, rank_seed + 2, actor_lane,
-            critic_normalizer=self.critic_normalizer, speed=cfg.speed, val_buffer=self.val_buffer,
-        )  # fmt: skip
+        self.lanes: dict[str, Lane] = {n: Lane(dev, n, concurrent) for n in ("actor", "vlearner", "plearner")}
+        self.actor = ActorComponent(self.env, self.algo, self.buffer, rank_seed, self.lanes["actor"],
+                                    val_buffer=self.val_buffer)  # fmt: skip
         bs = cfg.buffer.batch_size
-        self.vlearner = VLearner(self.algo, hp, self.critic, self.policy_to_vlearner, norm_v, self.buffer, bs,
-                                 v_lane, rank_seed + 3, cfg.speed, critic_normalizer=cnorm_v)  # fmt: skip
-        self.plearner = PLearner(self.algo, hp, self.policy, self.critic_to_plearner, norm_p, self.buffer, bs,
-                                 p_lane, rank_seed + 4, cfg.speed, critic_normalizer=cnorm_p)  # fmt: skip
-        self.actor_publishes = [c for c in (norm_v, norm_p, cnorm_v, cnorm_p) if c is not None]
-        self.policy_publishes = [self.policy_to_actor, self.policy_to_vlearner]
+        self.vlearner = VLearner(self.algo, self.buffer, bs, self.lanes["vlearner"], rank_seed + 3, cfg.speed)
+        self.plearner = PLearner(self.algo, self.buffer, bs, self.lanes["plearner"], rank_seed + 4, cfg.speed)
+        components = {"actor": self.actor, "vlearner": self.vlearner, "plearner": self.plearner}
+        self.publishes: dict[str, list[Channel]] = {role: [] for role in components}
+        for item in shared:
+            channel = Channel(TensorDict.from_module(item.source).data, self.lanes[item.writer],
+                              self.lanes[item.reader], TensorDict.from_module(item.replica).data, deferred)  # fmt: skip
+            self.publishes[item.writer].append(channel)
+            components[item.reader].inputs.append(channel)
         if s.mode != "sequential":
             # Learners sample published views of the buffer, never its live write positions.
             if s.mode == "pipelined":
@@ -154,18 +139,12 @@ class Trainer:
                     f"{reserve // 2} steps ahead of a learner), the buffer has {self.buffer.rows_per_env}; raise "
                     f"--buffer-size to >= {(reserve + hp.n_step + 2) * cfg.num_envs} or lower --free-bound"
                 )
-            views = [
-                Channel(self.buffer.view_source(), actor_lane, lane, deferred=deferred) for lane in (v_lane, p_lane)
-            ]
-            self.vlearner.use_view(views[0], reserve)
-            self.plearner.use_view(views[1], reserve)
-            self.actor_publishes += views
-        self.channels = self.actor_publishes + self.policy_publishes + [self.critic_to_plearner]
+            for learner in (self.vlearner, self.plearner):
+                view = Channel(self.buffer.view_source(), self.lanes["actor"], learner.lane, deferred=deferred)
+                learner.use_view(view, reserve)
+                self.publishes["actor"].append(view)
+        self.channels = [c for role in ("actor", "plearner", "vlearner") for c in self.publishes[role]]
         self.scheduler = RatioScheduler(cfg.schedule.utd, cfg.schedule.policy_ratio, cfg.schedule.learning_starts)
-        if self.dist.enabled:
-            self.vlearner.sync_grads = distributed.grad_averager(self.dist, "vlearner")
-            self.plearner.sync_grads = distributed.grad_averager(self.dist, "plearner")
-            self.actor.norm_all_reduce = lambda t: distributed.all_reduce_sum_(t, self.dist, "actor")
         # total_env_steps counts transitions over all ranks; num_envs is per rank.
         self.total_iterations = math.ceil(cfg.total_env_steps / (cfg.num_envs * self.dist.world_size))
         self._eval_env: VecEnv | None = None
@@ -189,9 +168,34 @@ class Trainer:
         """Let the learners complete the updates due for the env steps taken (pipelined and free modes lag)."""
         self.runtime.finish()
 
+    def _algo_context(self, seed: int) -> Context:
+        """The runtime's machinery as the algorithm sees it (``algos.base.Context``)."""
+        speed, device, dist = self.cfg.speed, self.device, self.dist
+        sync = all_reduce = None
+        if dist.enabled:
+            averagers = {role: distributed.grad_averager(dist, role) for role in ("vlearner", "plearner")}
+
+            def sync(role, params):
+                averagers[role](params)
+
+            def all_reduce(role, tensor):
+                return distributed.all_reduce_sum_(tensor, dist, role)
+
+        return Context(
+            spec=self.env.spec, device=device, seed=seed, autocast=lambda: autocast(device, speed),
+            compile=lambda fn: maybe_compile(fn, speed), graph=lambda fn: GraphedCall(fn, enabled=speed.cuda_graphs),
+            capturable=speed.cuda_graphs, sync_grads=sync, all_reduce_sum=all_reduce,
+        )  # fmt: skip
+
+    def actor_policy_replica(self) -> torch.nn.Module:
+        """The actor role's copy of the deployed policy (what rollouts use; never mid-update in another lane)."""
+        policy = self.algo.deployed_modules()[1]
+        return next(s.replica for s in self.algo.shared() if s.source is policy and s.reader == "actor")
+
     def deployed_policy(self, policy: torch.nn.Module | None = None) -> DeployedPolicy:
         low, high = self.env.spec.action_bounds(self.device)
-        return DeployedPolicy(self.normalizer, self.policy if policy is None else policy, low, high).eval()
+        normalizer, trained = self.algo.deployed_modules()
+        return DeployedPolicy(normalizer, trained if policy is None else policy, low, high).eval()
 
     @torch.no_grad()
     def evaluate(self, during_run: bool = False) -> dict[str, float]:
@@ -202,7 +206,7 @@ class Trainer:
         seed = self.cfg.seed + EVAL_SEED_OFFSET
         if self._eval_env is None:
             self._eval_env = self.make_env(self.cfg.eval_envs, self.device, seed)
-        policy = self.policy_to_actor.module if during_run else None
+        policy = self.actor_policy_replica() if during_run else None
         with self.actor.lane.active():
             return evaluate_policy(self.deployed_policy(policy), self._eval_env, seed=seed)
 
@@ -213,13 +217,11 @@ class Trainer:
             "policy_spec": policy_spec(
                 spec.obs_dim, spec.act_dim, hp.actor_hidden, hp.activation, spec.action_low, spec.action_high
             ),  # fmt: skip
-            "actor": self.policy.state_dict(),
-            "critic": self.critic.state_dict(),
-            "critic_target": self.vlearner.critic_target.state_dict(),
-            "normalizer": self.normalizer.state_dict(),
-            "critic_normalizer": None if self.critic_normalizer is None else self.critic_normalizer.state_dict(),
-            "critic_optimizer": self.vlearner.optimizer.state_dict(),
-            "actor_optimizer": self.plearner.optimizer.state_dict(),
+            "actor": self.algo.deployed_modules()[1].state_dict(),
+            "normalizer": self.algo.deployed_modules()[0].state_dict(),
+            "algo": self.algo.state_dict(),
+            "param_counts": {name: sum(p.numel() for p in net.parameters())
+                             for name, net in self.algo.networks().items()},  # fmt: skip
             "scheduler": self.scheduler.state_dict(),
         }
 
@@ -253,12 +255,7 @@ class Trainer:
         if diffs:
             raise ConfigError("cannot resume: the checkpoint was trained with another configuration:\n  "
                               + "\n  ".join(diffs))  # fmt: skip
-        self.policy.load_state_dict(state["actor"])
-        self.critic.load_state_dict(state["critic"])
-        self.vlearner.critic_target.load_state_dict(state["critic_target"])
-        self.normalizer.load_state_dict(state["normalizer"])
-        if self.critic_normalizer is not None:
-            self.critic_normalizer.load_state_dict(state["critic_normalizer"])
+        self.algo.load_state_dict(state["algo"])
         self.vlearner.load_state_dict(state["vlearner_state"])
         self.plearner.load_state_dict(state["plearner_state"])
         for channel, saved in zip(self.channels, state["channels"], strict=True):
@@ -295,16 +292,13 @@ class Trainer:
             return {}
         if self.cfg.schedule.mode == "free":
             self.runtime.quiesce()  # learner threads must not update the networks while they are read
-        v, hp, bs = self.vlearner, self.cfg.agent, self.cfg.buffer.batch_size
+        bs, nets = self.cfg.buffer.batch_size, self.algo.networks()
         devices = [self.device] if self.device.type == "cuda" else []
         with torch.random.fork_rng(devices=devices):
-            losses = []
-            for buffer in (self.buffer, self.val_buffer):
-                batch = _normalize_batch(buffer.sample(bs, self._diag_generator), v.normalizer,
-                                         v.critic_normalizer, hp.normalize_obs)  # fmt: skip
-                losses.append(self.algo.critic_loss(self.critic, v.critic_target, v.policy, batch, hp)[0])
-        norms = [torch.linalg.vector_norm(torch.cat([p.flatten() for p in m.parameters()]))
-                 for m in (self.critic, self.policy)]  # fmt: skip
+            losses = [self.algo.critic_loss(buffer.sample(bs, self._diag_generator))
+                      for buffer in (self.buffer, self.val_buffer)]  # fmt: skip
+        norms = [torch.linalg.vector_norm(torch.cat([p.flatten() for p in nets[name].parameters()]))
+                 for name in ("critic", "actor")]  # fmt: skip
         train, val, critic_norm, actor_norm = torch.stack(losses + norms).tolist()
         return {"td_loss_train_batch": train, "td_loss_validation": val, "td_validation_gap": val - train,
                 "critic_param_norm": critic_norm, "actor_param_norm": actor_norm}  # fmt: skip
@@ -388,7 +382,7 @@ class Trainer:
                         sched = self.scheduler
                         updates = sched.critic_updates + sched.policy_updates
                         row = self.metrics()
-                        check_finite(row, {"critic": self.critic, "actor": self.policy}, self.actor.env_nonfinite,
+                        check_finite(row, self.algo.networks(), self.actor.env_nonfinite,
                                      (last_steps * per_iteration, it * per_iteration))  # fmt: skip
                         row["env_steps_per_s"] = (it - last_steps) * per_iteration / max(now - last_time, 1e-9)
                         row["updates_per_s"] = (updates - last_updates) / max(now - last_time, 1e-9)
@@ -444,8 +438,8 @@ class Trainer:
             "train_seconds": train_seconds,
             "stopped_by_time_limit": stopped_early and not reached_target,
             "stopped_at_return": reached_target,
-            "critic_params": sum(p.numel() for p in self.critic.parameters()),
-            "actor_params": sum(p.numel() for p in self.policy.parameters()),
+            "critic_params": sum(p.numel() for p in self.algo.networks()["critic"].parameters()),
+            "actor_params": sum(p.numel() for p in self.algo.networks()["actor"].parameters()),
         }
         if not main:
             return summary
