@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING
 import torch
 
 if TYPE_CHECKING:
-    from parallel_rl.runtime.trainer import Trainer
+    from parallel_rl.runtime.engine import Engine
 
 
 def free_bound(utd: float, policy_ratio: float, requested: int) -> int:
@@ -58,7 +58,7 @@ def free_reserve(utd: float, policy_ratio: float, k: int) -> int:
     return 2 * lead_steps
 
 
-def _publish(t: Trainer, role: str) -> None:
+def _publish(t: Engine, role: str) -> None:
     """Publish everything ``role`` writes (parameters, and the actor's buffer views) to its readers."""
     for channel in t.publishes[role]:
         channel.publish()
@@ -73,8 +73,8 @@ def _synchronize(device: torch.device) -> None:
 class SequentialMode:
     """The reference order (see the module docstring)."""
 
-    def __init__(self, trainer: Trainer) -> None:
-        self.t = trainer
+    def __init__(self, engine: Engine) -> None:
+        self.t = engine
 
     def iteration(self) -> None:
         t = self.t
@@ -119,17 +119,17 @@ class PipelinedMode:
     updates due after it), so nothing depends on timing. On a GPU the three parts are launched from this thread on
     their own streams and the barrier is a set of events; on a CPU the learners run in two worker threads."""
 
-    def __init__(self, trainer: Trainer, serial: bool) -> None:
-        self.t = trainer
+    def __init__(self, engine: Engine, serial: bool) -> None:
+        self.t = engine
         self.serial = serial
         self.plan: list[int] = []
         threads = torch.get_num_threads()  # workers use the caller's intra-op thread count: same float reductions
         self.pool = (
             None
-            if serial or trainer.device.type == "cuda"
+            if serial or engine.device.type == "cuda"
             else ThreadPoolExecutor(2, "learner", initializer=torch.set_num_threads, initargs=(threads,))
         )
-        self.lanes = [trainer.actor.lane, trainer.vlearner.lane, trainer.plearner.lane]
+        self.lanes = [engine.actor.lane, engine.vlearner.lane, engine.plearner.lane]
 
     def _commit(self) -> None:
         for channel in self.t.channels:
@@ -216,12 +216,12 @@ class PipelinedMode:
 class FreeMode:
     """Actor in the calling thread, V-learner and P-learner in their own threads, held within +-k by counts."""
 
-    def __init__(self, trainer: Trainer) -> None:
-        self.t = trainer
-        s = trainer.cfg.schedule
+    def __init__(self, engine: Engine) -> None:
+        self.t = engine
+        s = engine.cfg.schedule
         self.k = free_bound(s.utd, s.policy_ratio, s.free_bound)
-        self._utd = trainer.scheduler._utd
-        self._ratio = trainer.scheduler._policy_ratio
+        self._utd = engine.scheduler._utd
+        self._ratio = engine.scheduler._policy_ratio
         self.cond = threading.Condition()
         self.stopping = False
         self.critic_done = False
