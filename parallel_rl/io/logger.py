@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -135,3 +136,48 @@ def flatten_hparams(config: Mapping[str, Any], prefix: str = "") -> dict[str, in
 
 def write_json(path: str | Path, data: dict[str, Any]) -> None:
     Path(path).write_text(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
+
+
+class RunLogger:
+    """A training run's rows (rank 0): throughput since the previous row (env steps/s, updates/s) added to each row
+    of metrics, written through a ``MetricsLogger``, and an optional progress bar over env steps."""
+
+    def __init__(self, metrics: MetricsLogger, total_steps: int, start_step: int, start_updates: int,
+                 progress: bool) -> None:  # fmt: skip
+        self.metrics = metrics
+        self.bar = None
+        if progress:
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(total=total_steps, unit="step", unit_scale=True, dynamic_ncols=True, desc="env steps")
+            self.bar.update(start_step)
+        self.last_time = time.perf_counter()
+        self.last_step, self.last_updates = start_step, start_updates
+        self.last_return = float("nan")  # episodes end in bursts; show the latest mean rather than flicker to nan
+
+    def throughput(self, env_step: int, updates: int) -> dict[str, float]:
+        """Env steps/s and updates/s since the previous row."""
+        dt = max(time.perf_counter() - self.last_time, 1e-9)
+        return {"env_steps_per_s": (env_step - self.last_step) / dt,
+                "updates_per_s": (updates - self.last_updates) / dt}  # fmt: skip
+
+    def log(self, env_step: int, updates: int, row: dict[str, float]) -> None:
+        self.metrics.log(env_step, row)
+        self.last_return = row.get("episode_return", self.last_return)
+        if self.bar is not None:
+            self.bar.update(env_step - self.last_step)
+            self.bar.set_postfix(steps_s=f"{row.get('env_steps_per_s', 0):.0f}",
+                                 upd_s=f"{row.get('updates_per_s', 0):.0f}", ret=f"{self.last_return:.1f}")  # fmt: skip
+        self.last_time, self.last_step, self.last_updates = time.perf_counter(), env_step, updates
+
+    def log_final(self, env_step: int, summary: Mapping[str, Any]) -> None:
+        self.metrics.log_final(env_step, summary)
+
+    def close_bar(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+    def close(self) -> None:
+        self.close_bar()
+        self.metrics.close()
