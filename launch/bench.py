@@ -12,13 +12,13 @@ What is timed, and why:
   within the bounds are drawn before timing and cycled, so only the env itself is measured.
 - an update is what the runtime's learners do per update: ``buffer.sample`` from a real ``ReplayBuffer`` filled with
   random transitions, the FastTD3 loss, zero_grad, backward and an AdamW step (plus the soft target update for the
-  critic). Observation normalization (two elementwise ops) is left out. The actor is trained against a frozen copy
-  of the critic and the critic's target actions come from a frozen copy of the actor, as in the runtime.
+  critic) and the observation normalization, all inside ``FastTD3.update_critic`` / ``update_actor``. The actor is
+  trained against a frozen copy of the critic and the critic's target actions come from a frozen copy of the actor,
+  as in the runtime.
 """
 
 from __future__ import annotations
 
-import copy
 import datetime
 import json
 import math
@@ -215,37 +215,23 @@ def filled_buffer(device: torch.device, num_envs: int, rows: int, fills: int, se
 
 def bench_net(setting: NetSetting, buffer, device: torch.device, cfg: BenchConfig) -> dict[str, Any]:
     """Critic and policy updates/s of one network size, each update sampling its own batch from ``buffer``."""
-    from parallel_rl.algos import fasttd3
-    from parallel_rl.algos.common import soft_update
+    from parallel_rl.algos import Context, FastTD3
     from parallel_rl.config import AgentConfig
-    from parallel_rl.nets import Actor, EnsembleCritic
-    from parallel_rl.runtime.components import make_optimizer
+    from parallel_rl.envs import EnvSpec
 
     torch.manual_seed(cfg.seed)
     hp = AgentConfig(critic_hidden=setting.critic_hidden, actor_hidden=setting.actor_hidden,
                      num_atoms=setting.num_atoms, v_min=NET_V_MIN, v_max=NET_V_MAX)  # fmt: skip
-    actor = Actor(NET_OBS_DIM, NET_ACT_DIM, hp.actor_hidden).to(device)
-    critic = EnsembleCritic(NET_OBS_DIM, NET_ACT_DIM, hp.critic_hidden, hp.num_atoms, hp.v_min, hp.v_max,
-                            members=hp.num_critics).to(device)  # fmt: skip
-    critic_target = copy.deepcopy(critic).requires_grad_(False)
-    actor_for_critic = copy.deepcopy(actor).requires_grad_(False)
-    critic_for_actor = copy.deepcopy(critic).requires_grad_(False)
-    critic_opt = make_optimizer(list(critic.parameters()), hp.critic_lr, hp.weight_decay, device)
-    actor_opt = make_optimizer(list(actor.parameters()), hp.actor_lr, hp.weight_decay, device)
+    spec = EnvSpec(obs_dim=NET_OBS_DIM, act_dim=NET_ACT_DIM, num_envs=1, device=device,
+                   action_low=(-1.0,) * NET_ACT_DIM, action_high=(1.0,) * NET_ACT_DIM, max_episode_steps=1)  # fmt: skip
+    algo = FastTD3(hp, Context(spec, device, seed=cfg.seed))
     batch_size = setting.batch_size
 
     def critic_update() -> None:
-        loss, _ = fasttd3.critic_loss(critic, critic_target, actor_for_critic, buffer.sample(batch_size), hp)
-        critic_opt.zero_grad(set_to_none=True)
-        loss.backward()
-        critic_opt.step()
-        soft_update(critic_target, critic, hp.tau)
+        algo.update_critic(buffer.sample(batch_size))
 
     def actor_update() -> None:
-        loss, _ = fasttd3.actor_loss(actor, critic_for_actor, buffer.sample(batch_size), hp)
-        actor_opt.zero_grad(set_to_none=True)
-        loss.backward()
-        actor_opt.step()
+        algo.update_actor(buffer.sample(batch_size))
 
     if setting.large and device.type == "cpu":
         warmup, min_iters, max_iters = 1, cfg.large_cpu_updates, cfg.large_cpu_updates
@@ -261,8 +247,8 @@ def bench_net(setting: NetSetting, buffer, device: torch.device, cfg: BenchConfi
         "batch_size": batch_size,
         "obs_dim": NET_OBS_DIM,
         "act_dim": NET_ACT_DIM,
-        "critic_params": sum(p.numel() for p in critic.parameters()),
-        "actor_params": sum(p.numel() for p in actor.parameters()),
+        "critic_params": sum(p.numel() for p in algo.critic.parameters()),
+        "actor_params": sum(p.numel() for p in algo.policy.parameters()),
         "warmup_updates": warmup,
     }
     for kind, fn in (("critic", critic_update), ("actor", actor_update)):

@@ -13,9 +13,11 @@ import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args
 
-ALGOS = ("fasttd3", "pql")
+AlgoName = Literal["fasttd3", "pql"]
+"""Values of ``--algo``: the keys of ``parallel_rl.algos.ALGORITHMS`` (a test keeps the two equal)."""
+ALGOS: tuple[str, ...] = get_args(AlgoName)
 
 
 @dataclass(frozen=True)
@@ -146,7 +148,7 @@ class TrainConfig:
 
     task: str = "pendulum"
     """Task name from the registry (see --help of tasks, or `python -m launch.train --task list`)."""
-    algo: Literal["fasttd3", "pql"] = "fasttd3"
+    algo: AlgoName = "fasttd3"
     """Algorithm."""
     preset: str = "default"
     """Named preset of (task, algo) whose values become the defaults; any flag still overrides them."""

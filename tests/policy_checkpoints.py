@@ -21,7 +21,7 @@ def trained_checkpoint(task: str, path: Path, iterations: int = 4) -> Path:
     trainer = Trainer(tiny_config(task=task), tasks.env_factory(task))
     for _ in range(iterations):
         trainer.iteration()
-    assert trainer.normalizer.count.item() > 0 and trainer.scheduler.critic_updates > 0
+    assert trainer.algo.normalizer.count.item() > 0 and trainer.scheduler.critic_updates > 0
     return save_checkpoint(path, trainer.checkpoint_payload())
 
 

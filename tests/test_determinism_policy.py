@@ -22,10 +22,10 @@ def trained(seed: int, tmp_path) -> Trainer:
 
 
 def state(trainer: Trainer) -> dict[str, torch.Tensor]:
-    out = {f"critic.{k}": v for k, v in trainer.critic.state_dict().items()}
-    out.update({f"actor.{k}": v for k, v in trainer.policy.state_dict().items()})
-    out.update({f"target.{k}": v for k, v in trainer.vlearner.critic_target.state_dict().items()})
-    out.update({f"norm.{k}": v for k, v in trainer.normalizer.state_dict().items()})
+    out = {f"critic.{k}": v for k, v in trainer.algo.critic.state_dict().items()}
+    out.update({f"actor.{k}": v for k, v in trainer.algo.policy.state_dict().items()})
+    out.update({f"target.{k}": v for k, v in trainer.algo.critic_target.state_dict().items()})
+    out.update({f"norm.{k}": v for k, v in trainer.algo.normalizer.state_dict().items()})
     return out
 
 
@@ -48,7 +48,7 @@ def test_load_policy_matches_trained_policy_and_respects_bounds(tmp_path):
     assert got.shape == (256, 1) and got.dtype == torch.float32
     assert torch.allclose(got, expected, atol=1e-6)
     assert got.min() >= -2.0 and got.max() <= 2.0  # pendulum torque bounds, not [-1, 1]
-    assert policy.normalizer.count.item() == trainer.normalizer.count.item() > 0
+    assert policy.normalizer.count.item() == trainer.algo.normalizer.count.item() > 0
 
 
 def test_running_norm_matches_numpy_over_batches():

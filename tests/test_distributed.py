@@ -10,6 +10,8 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 
+from parallel_rl.algos import ALGORITHMS
+
 NUM_ENVS, ITERATIONS = 3, 40
 
 
@@ -19,7 +21,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _worker(rank: int, world: int, port: int, out_dir: str, mode: str) -> None:
+def _worker(rank: int, world: int, port: int, out_dir: str, mode: str, algo: str) -> None:
     os.environ.update({"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "RANK": str(rank),
                        "WORLD_SIZE": str(world), "LOCAL_RANK": str(rank)})  # fmt: skip
     torch.set_num_threads(1)
@@ -27,21 +29,21 @@ def _worker(rank: int, world: int, port: int, out_dir: str, mode: str) -> None:
     from parallel_rl.runtime import Trainer
     from tests.conftest import tiny_config
 
-    cfg = tiny_config(num_envs=NUM_ENVS, total_env_steps=world * NUM_ENVS * ITERATIONS, run_dir=out_dir + "/run",
-                      schedule={"mode": mode, "utd": 1, "policy_ratio": 0.5})  # fmt: skip
+    cfg = tiny_config(algo=algo, num_envs=NUM_ENVS, total_env_steps=world * NUM_ENVS * ITERATIONS,
+                      run_dir=out_dir + "/run", schedule={"mode": mode, "utd": 1, "policy_ratio": 0.5})  # fmt: skip
     trainer = Trainer(cfg, tasks.env_factory("pendulum"))
     summary = trainer.run()
-    state = {f"critic.{k}": v for k, v in trainer.critic.state_dict().items()}
-    state.update({f"actor.{k}": v for k, v in trainer.policy.state_dict().items()})
-    state.update({f"norm.{k}": v for k, v in trainer.normalizer.state_dict().items()})
+    state = {f"{name}.{k}": v for name, net in trainer.algo.networks().items() for k, v in net.state_dict().items()}
+    state.update({f"norm.{k}": v for k, v in trainer.algo.deployed_modules()[0].state_dict().items()})
     torch.save({"state": state, "summary": summary, "transitions": trainer.buffer.num_transitions,
                 "first_obs": trainer.buffer.obs[:, 0].clone()}, f"{out_dir}/rank{rank}.pt")  # fmt: skip
     torch.distributed.destroy_process_group()
 
 
+@pytest.mark.parametrize("algo", list(ALGORITHMS))
 @pytest.mark.parametrize("mode", ["sequential", "pipelined"])
-def test_two_ranks_stay_identical_and_double_the_data(tmp_path, mode):
-    mp.start_processes(_worker, args=(2, _free_port(), str(tmp_path), mode), nprocs=2, start_method="spawn")
+def test_two_ranks_stay_identical_and_double_the_data(tmp_path, mode, algo):
+    mp.start_processes(_worker, args=(2, _free_port(), str(tmp_path), mode, algo), nprocs=2, start_method="spawn")
     r0, r1 = (torch.load(tmp_path / f"rank{r}.pt", weights_only=False) for r in (0, 1))
     assert r0["state"].keys() == r1["state"].keys()
     for key in r0["state"]:

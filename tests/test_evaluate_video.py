@@ -17,8 +17,10 @@ import tasks
 from launch import evaluate as evaluate_cli
 from parallel_rl.envs import EnvSpec
 from parallel_rl.io import load_policy
-from parallel_rl.io.evaluation import evaluate_episodes
-from parallel_rl.runtime.trainer import evaluate_policy
+from parallel_rl.io.evaluation import evaluate_checkpoint, evaluate_episodes
+from parallel_rl.runtime import Trainer
+from parallel_rl.runtime.trainer import EVAL_SEED_OFFSET
+from tests.conftest import tiny_config
 from tests.policy_checkpoints import BUILTIN_TASKS, trained_checkpoint, untrained_checkpoint
 
 # MuJoCo picks its OpenGL backend when first imported; headless Linux machines need EGL (or OSMesa).
@@ -72,13 +74,17 @@ def test_evaluate_cli_stats_and_playable_mp4(tmp_path, capsys):
 
 
 def test_evaluation_matches_the_trainer_evaluation(tmp_path):
-    """Same policy, envs and seed: the first episode of every env gives the trainer's evaluation numbers."""
-    ckpt = trained_checkpoint("pendulum", tmp_path / "p.pt")
-    policy = load_policy(ckpt)
-    reference = evaluate_policy(policy, tasks.make_env("pendulum", 5, "cpu", 7), seed=7)
-    stats = evaluate_episodes(policy, tasks.make_env("pendulum", 5, "cpu", 7), episodes=5, seed=7)
-    assert math.isclose(stats["return_mean"], reference["return_mean"], rel_tol=1e-6)
-    assert math.isclose(stats["length_mean"], reference["length_mean"])
+    """One protocol: evaluating a run's final checkpoint with the run's evaluation seed and env count gives the
+    run's own final evaluation, and the first episode of every env is what both report."""
+    cfg = tiny_config(total_env_steps=4 * 30, eval_envs=5)
+    summary = Trainer(cfg, tasks.env_factory("pendulum")).run(tmp_path / "run")
+    seed = cfg.seed + EVAL_SEED_OFFSET
+    stats = evaluate_checkpoint(summary["checkpoint"], tasks.make_env, num_envs=5, seed=seed)
+    assert stats["return_mean"] == summary["final_eval_return"]
+    assert stats["length_mean"] == summary["final_eval_episode_length"]
+    policy = load_policy(summary["checkpoint"])
+    first = evaluate_episodes(policy, tasks.make_env("pendulum", 5, "cpu", seed), episodes=5, seed=seed)
+    assert first["returns"] == stats["returns"] and len(first["returns"]) == 5
 
 
 def test_evaluate_cli_errors(tmp_path, capsys):

@@ -58,8 +58,8 @@ def _trainer(iterations: int, **overrides) -> Trainer:
 
 
 def _params(trainer: Trainer) -> dict[str, torch.Tensor]:
-    out = {f"critic.{k}": v for k, v in trainer.critic.state_dict().items()}
-    out.update({f"actor.{k}": v for k, v in trainer.policy.state_dict().items()})
+    out = {f"critic.{k}": v for k, v in trainer.algo.critic.state_dict().items()}
+    out.update({f"actor.{k}": v for k, v in trainer.algo.policy.state_dict().items()})
     return out
 
 
@@ -71,7 +71,7 @@ def _assert_close(a: Trainer, b: Trainer, atol: float, rtol: float) -> None:
 
 def test_cuda_graphs_match_eager():
     eager, graphed = _trainer(40), _trainer(40, speed={"cuda_graphs": True})
-    assert graphed.vlearner._update.graph is not None and graphed.actor._act.graph is not None
+    assert graphed.vlearner._update.graph is not None and graphed.algo._act.graph is not None
     assert graphed.scheduler.state_dict() == eager.scheduler.state_dict()
     _assert_close(eager, graphed, atol=1e-5, rtol=1e-4)
 
@@ -143,4 +143,4 @@ def test_free_mode_on_streams_keeps_its_bound():
     sched = trainer.scheduler
     k = free_bound(2, 0.5, 0)
     assert bound_ok(trainer.runtime.trace, sched._utd, sched._policy_ratio, sched.learning_starts, k)
-    assert all(torch.isfinite(p).all() for p in trainer.critic.parameters())
+    assert all(torch.isfinite(p).all() for p in trainer.algo.critic.parameters())

@@ -14,6 +14,7 @@ import pytest
 import torch
 
 import tasks
+from parallel_rl.algos import ALGORITHMS
 from parallel_rl.io import load_checkpoint
 from parallel_rl.io.checkpoint import list_checkpoints
 from parallel_rl.runtime import Trainer
@@ -47,25 +48,32 @@ def _wait_for(path_fn, proc: subprocess.Popen, timeout: float = 300) -> Path:
 
 
 def _training_state(ckpt: dict) -> dict[str, torch.Tensor]:
-    out = {}
-    for key in ("actor", "critic", "critic_target", "normalizer"):
-        out.update({f"{key}.{k}": v for k, v in ckpt[key].items()})
-    for key in ("vlearner_state", "plearner_state"):
-        for i, st in ckpt[key]["optimizer"]["state"].items():
-            out.update({f"{key}.{i}.{k}": v for k, v in st.items()})
+    """The algorithm's whole saved state (networks, targets, normalizers, optimizer moments, exploration)."""
+    out: dict[str, torch.Tensor] = {}
+
+    def flatten(prefix: str, value) -> None:
+        if torch.is_tensor(value):
+            out[prefix] = value
+        elif isinstance(value, dict):
+            for k, v in value.items():
+                flatten(f"{prefix}.{k}", v)
+
+    flatten("algo", ckpt["algo"])
     return out
 
 
-def test_resume_after_sigkill_is_bit_identical(tmp_path):
+@pytest.mark.parametrize("algo", list(ALGORITHMS))
+def test_resume_after_sigkill_is_bit_identical(tmp_path, algo):
     total, every = 4 * 300, 4 * 120
-    straight = _train("--total-env-steps", str(total), "--run-dir", str(tmp_path / "a"))
-    killed = _train("--total-env-steps", str(total), "--checkpoint-every", str(every), "--run-dir", str(tmp_path / "b"))
+    run = ("--algo", algo, "--total-env-steps", str(total))
+    straight = _train(*run, "--run-dir", str(tmp_path / "a"))
+    killed = _train(*run, "--checkpoint-every", str(every), "--run-dir", str(tmp_path / "b"))
     ckpt = _wait_for(lambda: next(iter(list_checkpoints(tmp_path / "b")), None), killed)
     killed.send_signal(signal.SIGKILL)  # no handler can run: the checkpoint on disk is all that survives
     killed.wait()
     assert straight.wait(timeout=600) == 0, straight.stderr.read()[-2000:]
     assert ckpt.name == f"step_{every:012d}.pt"
-    resumed = _train("--total-env-steps", str(total), "--run-dir", str(tmp_path / "b"), "--resume", str(ckpt))
+    resumed = _train(*run, "--run-dir", str(tmp_path / "b"), "--resume", str(ckpt))
     assert resumed.wait(timeout=600) == 0, resumed.stderr.read()[-2000:]
     a = load_checkpoint(tmp_path / "a" / "checkpoints" / "final.pt")
     b = load_checkpoint(tmp_path / "b" / "checkpoints" / "final.pt")
@@ -145,4 +153,4 @@ def test_nan_from_the_env_stops_the_run_and_keeps_the_good_checkpoint(tmp_path):
     (good,) = list_checkpoints(tmp_path)
     ckpt = load_checkpoint(good)
     assert ckpt["scheduler"]["env_steps"] == 50
-    assert all(torch.isfinite(v).all() for v in ckpt["critic"].values())
+    assert all(torch.isfinite(v).all() for v in ckpt["algo"]["critic"].values())

@@ -191,7 +191,7 @@ def test_fasttd3_trains_end_to_end_on_g1_with_asymmetric_critic(tmp_path):
         return MjlabVecEnv(TASK, num_envs, device, seed, episode_length_s=0.3)  # 15 steps: time-outs happen
 
     trainer = Trainer(cfg, short_episodes)
-    assert trainer.buffer.critic_obs is not None and trainer.critic_normalizer is not None
+    assert trainer.buffer.critic_obs is not None and trainer.algo.critic_normalizer is not None
     summary = trainer.run(tmp_path / "run")
     assert summary["critic_updates"] > 0 and summary["policy_updates"] > 0
     assert math.isfinite(summary["final_eval_return"])

@@ -10,23 +10,31 @@ import torch
 from tensordict import TensorDict
 
 import tasks
+from parallel_rl.algos import ALGORITHMS
 from parallel_rl.runtime import Channel, Lane, Trainer
 from parallel_rl.runtime.modes import bound_ok, free_bound, free_reserve
 from tests.conftest import tiny_config
 from tests.test_runtime import PendulumWithPrivilegedCritic
 
 
+def _flatten(prefix: str, value, out: dict[str, torch.Tensor]) -> None:
+    if torch.is_tensor(value):
+        out[prefix] = value
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            _flatten(f"{prefix}.{k}", v, out)
+    elif isinstance(value, (list, tuple)):
+        for i, v in enumerate(value):
+            _flatten(f"{prefix}.{i}", v, out)
+
+
 def full_state(trainer: Trainer) -> dict[str, torch.Tensor]:
-    """Every learned or counted tensor of a run, optimizer moments included."""
+    """Every learned or counted tensor of a run: the algorithm's whole state (networks, targets, normalizers,
+    optimizer moments, exploration state and generators), every replica other roles read, and the buffer."""
     out: dict[str, torch.Tensor] = {}
-    for name, module in (("critic", trainer.critic), ("actor", trainer.policy), ("norm", trainer.normalizer),
-                         ("target", trainer.vlearner.critic_target), ("actor_copy", trainer.policy_to_actor.module),
-                         ("cnorm", trainer.critic_normalizer)):  # fmt: skip
-        if module is not None:
-            out.update({f"{name}.{k}": v for k, v in module.state_dict().items()})
-    for name, opt in (("copt", trainer.vlearner.optimizer), ("aopt", trainer.plearner.optimizer)):
-        for i, st in enumerate(opt.state.values()):
-            out.update({f"{name}.{i}.{k}": v for k, v in st.items() if torch.is_tensor(v)})
+    _flatten("algo", trainer.algo.state_dict(), out)
+    for i, channel in enumerate(trainer.channels):
+        _flatten(f"channel{i}.local", channel.local.to_dict(), out)
     out["buffer.obs"] = trainer.buffer.obs
     return out
 
@@ -42,7 +50,7 @@ def run_pipelined(serial: bool, env_factory, **overrides) -> Trainer:
     return trainer
 
 
-@pytest.mark.parametrize("algo", ["fasttd3", "pql"])
+@pytest.mark.parametrize("algo", list(ALGORITHMS))
 def test_pipelined_concurrent_equals_serial_reference_bit_for_bit(algo):
     # A small buffer (30 rows per env) wraps many times, so the reserved rows matter; n-step 3 and an asymmetric
     # critic exercise every published input.
@@ -68,7 +76,7 @@ def test_pipelined_runs_the_same_updates_as_sequential():
     assert pipe.vlearner.metrics.n == seq.vlearner.metrics.n == seq.scheduler.critic_updates
     assert pipe.plearner.metrics.n == seq.scheduler.policy_updates
     # and it is not the same computation: the learners lag the actor by one step
-    assert not torch.equal(pipe.critic.net[0].weight, seq.critic.net[0].weight)
+    assert not torch.equal(pipe.algo.critic.net[0].weight, seq.algo.critic.net[0].weight)
 
 
 @pytest.mark.parametrize("utd,ratio,k", [(2.0, 0.5, 0), (0.25, 1.0, 1), (1.0, 0.5, 3)])

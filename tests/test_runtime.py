@@ -4,10 +4,18 @@ from __future__ import annotations
 
 import torch
 
-from parallel_rl.algos import fasttd3, pql
+from parallel_rl.algos import ALGORITHMS, Algorithm, Context
 from parallel_rl.config import AgentConfig
+from parallel_rl.envs import EnvSpec
 from parallel_rl.nets import Actor, RunningNorm
 from parallel_rl.runtime import Channel, Lane
+
+
+def make_algo(name: str, hp: AgentConfig, num_envs: int = 4, obs_dim: int = 2) -> Algorithm:
+    """An algorithm built standalone (no runtime), for unit tests of its pieces."""
+    spec = EnvSpec(obs_dim=obs_dim, act_dim=1, num_envs=num_envs, device=torch.device("cpu"), action_low=(-1.0,),
+                   action_high=(1.0,), max_episode_steps=10)  # fmt: skip
+    return ALGORITHMS[name](hp, Context(spec, torch.device("cpu"), seed=0))
 
 
 def _channel(module):
@@ -43,24 +51,22 @@ def test_published_normalizer_includes_statistics():
 
 
 def test_fasttd3_redraws_std_only_at_episode_end():
-    hp = AgentConfig(std_min=0.1, std_max=0.3)
-    g = torch.Generator().manual_seed(0)
-    std = fasttd3.initial_noise_std(hp, 1000, torch.device("cpu"), g)
+    algo = make_algo("fasttd3", AgentConfig(std_min=0.1, std_max=0.3), num_envs=1000)
+    std = algo.initial_noise_std(1000)
     assert std.min() >= 0.1 and std.max() <= 0.3 and std.std() > 0.05  # spread over [min, max]
     done = torch.zeros(1000, dtype=torch.bool)
     done[:10] = True
-    new = fasttd3.noise_std_after_step(hp, std, done, g)
+    new = algo.noise_std_after_step(std, done)
     assert torch.equal(new[10:], std[10:])
     assert not torch.equal(new[:10], std[:10])
     assert new.min() >= 0.1 and new.max() <= 0.3
 
 
 def test_pql_mixed_exploration_is_fixed_linspace():
-    hp = AgentConfig(std_min=0.05, std_max=0.8)
-    g = torch.Generator().manual_seed(0)
-    std = pql.initial_noise_std(hp, 4, torch.device("cpu"), g)
+    algo = make_algo("pql", AgentConfig(std_min=0.05, std_max=0.8), num_envs=4)
+    std = algo.initial_noise_std(4)
     assert torch.allclose(std, torch.tensor([0.05, 0.30, 0.55, 0.80]))
-    assert torch.equal(pql.noise_std_after_step(hp, std, torch.ones(4, dtype=torch.bool), g), std)
+    assert torch.equal(algo.noise_std_after_step(std, torch.ones(4, dtype=torch.bool)), std)
 
 
 def test_actor_losses_reduce_over_critics_as_documented():
@@ -77,8 +83,8 @@ def test_actor_losses_reduce_over_critics_as_documented():
     actor = Actor(2, 1, (8,))
     batch = {"obs": torch.randn(16, 2)}
     a = actor(batch["obs"]).detach()
-    loss_td3, _ = fasttd3.actor_loss(actor, TwoQ(), batch, AgentConfig())
-    loss_pql, _ = pql.actor_loss(actor, TwoQ(), batch, AgentConfig())
+    loss_td3, _ = make_algo("fasttd3", AgentConfig()).actor_loss(actor, TwoQ(), batch)
+    loss_pql, _ = make_algo("pql", AgentConfig()).actor_loss(actor, TwoQ(), batch)
     assert torch.allclose(loss_td3, -((a + 5) / 2).mean())
     assert torch.allclose(loss_pql, -torch.minimum(a, torch.full_like(a, 5.0)).mean())
 
@@ -113,8 +119,8 @@ def test_trainer_with_asymmetric_critic_observations(tmp_path):
 
     trainer = Trainer(tiny_config(total_env_steps=4 * 30), PendulumWithPrivilegedCritic)
     summary = trainer.run(tmp_path)
-    assert trainer.critic.net[0].weight.shape[1] == 5 + 1  # critic input: critic_obs + action
-    assert trainer.buffer.critic_obs is not None and trainer.critic_normalizer.count.item() == 4 * 30
+    assert trainer.algo.critic.net[0].weight.shape[1] == 5 + 1  # critic input: critic_obs + action
+    assert trainer.buffer.critic_obs is not None and trainer.algo.critic_normalizer.count.item() == 4 * 30
     assert summary["critic_updates"] > 0
 
 

@@ -88,9 +88,9 @@ def test_a_finished_run_directory_becomes_run_table_rows(tmp_path):
     rows = rows_from_run_dir(tmp_path)
     assert [r["env_step"] for r in rows] == [40, 80]  # the evaluation rows
     assert rows[0]["utd"] == cfg.schedule.utd / cfg.num_envs
-    assert rows[0]["critic_params"] == sum(p.numel() for p in trainer.critic.parameters())
+    assert rows[0]["critic_params"] == sum(p.numel() for p in trainer.algo.critic.parameters())
     assert rows[0]["critic_width"] == 16 and rows[0]["batch_size"] == 16 and rows[0]["lr"] == cfg.agent.critic_lr
-    n_actor = sum(p.numel() for p in trainer.policy.parameters())
+    n_actor = sum(p.numel() for p in trainer.algo.policy.parameters())
     assert flops_constant_from_run_dir(tmp_path) == pytest.approx(
         flops_per_param_sample(rows[0]["critic_params"], n_actor, cfg.schedule.policy_ratio)
     )

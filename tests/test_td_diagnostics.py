@@ -32,7 +32,7 @@ def test_diagnostics_do_not_perturb_training(tmp_path):
         cfg = tiny_config(num_envs=4, td_validation_envs=1, total_env_steps=4 * 40, log_every=log_every)
         trainer = Trainer(cfg, tasks.env_factory("pendulum"))
         trainer.run(tmp_path / str(log_every))
-        params.append(torch.cat([p.flatten() for p in trainer.critic.parameters()]))
+        params.append(torch.cat([p.flatten() for p in trainer.algo.critic.parameters()]))
     assert torch.equal(params[0], params[1])
 
 

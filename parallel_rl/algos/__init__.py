@@ -1,19 +1,26 @@
-"""One module per algorithm, each a set of pure functions over TensorDict batches and networks."""
+"""Algorithms, one class per file, each implementing ``base.Algorithm``; the registry maps ``--algo`` to a class.
+
+Adding an algorithm: its file under ``parallel_rl/algos``, one line in ``ALGORITHMS`` below, and its name in the
+``Literal`` of ``TrainConfig.algo`` (``config.py``; a test checks that the two agree).
+"""
 
 from __future__ import annotations
 
-from types import ModuleType
+from parallel_rl.algos.base import Algorithm, Context, Role, Shared
+from parallel_rl.algos.fasttd3 import FastTD3
+from parallel_rl.algos.pql import PQL
 
-from parallel_rl.algos import fasttd3, pql
+ALGORITHMS: dict[str, type[Algorithm]] = {
+    FastTD3.name: FastTD3,
+    PQL.name: PQL,
+}
 
-ALGORITHMS: dict[str, ModuleType] = {fasttd3.NAME: fasttd3, pql.NAME: pql}
 
-
-def get_algorithm(name: str) -> ModuleType:
+def get_algorithm(name: str) -> type[Algorithm]:
     try:
         return ALGORITHMS[name]
     except KeyError:
         raise ValueError(f"unknown algorithm {name!r}; valid: {', '.join(ALGORITHMS)}") from None
 
 
-__all__ = ["ALGORITHMS", "get_algorithm", "fasttd3", "pql"]
+__all__ = ["ALGORITHMS", "Algorithm", "Context", "FastTD3", "PQL", "Role", "Shared", "get_algorithm"]

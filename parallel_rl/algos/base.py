@@ -18,21 +18,62 @@ Without concurrency (sequential mode) the runtime may skip a channel and let wri
 when the algorithm says the replica may alias its source (``Shared.may_alias``).
 
 Determinism. Entry points draw random numbers from the default torch generator of their lane's device, or from
-generators the algorithm owns and saves in ``state_dict`` (CUDA graphs need the default generator). They do not
-synchronise with the host: metrics are returned as detached device tensors in a ``TensorDict``.
+generators the algorithm owns and saves in ``state_dict`` (CUDA graphs need the default generator). On a CPU the
+pipelined mode runs the two learners in two threads that share the default generator, so at most one of
+``update_critic`` / ``update_actor`` may draw from it; the other draws from a generator the algorithm owns. They do
+not synchronise with the host: metrics are returned as detached device tensors in a ``TensorDict``.
+
+Construction. ``Algo(hp, ctx)`` with the run's ``AgentConfig`` and a ``Context`` (below); the registry in
+``algos/__init__.py`` maps ``--algo`` names to classes.
 """
 
 from __future__ import annotations
 
+import contextlib
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import torch
 from tensordict import TensorDict
 from torch import nn
 
+if TYPE_CHECKING:
+    from parallel_rl.envs import EnvSpec
+
 Role = Literal["actor", "vlearner", "plearner"]
+
+
+def _identity(fn: Callable) -> Callable:
+    return fn
+
+
+@dataclass(frozen=True)
+class Context:
+    """What the runtime hands an algorithm at construction: the env's shape, the device, a seed for the
+    algorithm's own generators, and the runtime's machinery as plain callables (so ``algos`` never imports
+    ``runtime``). Every hook defaults to a no-op, so an algorithm can be built standalone (tests, benchmarks)."""
+
+    spec: EnvSpec
+    device: torch.device
+    seed: int = 0
+    """Seed of the generators the algorithm owns (e.g. exploration noise); differs per rank."""
+    autocast: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext
+    """Context manager for forward passes (bf16 autocast when ``--bf16``)."""
+    compile: Callable[[Callable], Callable] = _identity
+    """Wraps a loss function (``torch.compile`` when ``--compile``)."""
+    graph: Callable[[Callable], Callable] = _identity
+    """Wraps a pure ``TensorDict -> TensorDict`` step that draws no numbers from an owned generator for CUDA-graph
+    capture (``--cuda-graphs``). The runtime already captures ``update_critic`` and ``update_actor``; algorithms
+    use this for the deterministic part of ``act``."""
+    capturable: bool = False
+    """Optimizers must keep their state on the device (CUDA graphs)."""
+    sync_grads: Callable[[Role, list[nn.Parameter]], None] | None = None
+    """Multi-rank runs: average the gradients of ``params`` over ranks (one collective group per role). Call it
+    between ``backward`` and gradient clipping."""
+    all_reduce_sum: Callable[[Role, torch.Tensor], torch.Tensor] | None = None
+    """Multi-rank runs: in-place sum over ranks (e.g. normalizer statistics), in the collective group of a role."""
 
 
 @dataclass(frozen=True)
@@ -97,7 +138,13 @@ class Algorithm(ABC):
 
     @abstractmethod
     def deployed_modules(self) -> tuple[nn.Module, nn.Module]:
-        """(normalizer, policy) making up the deployed deterministic policy (export, evaluation)."""
+        """(normalizer, policy) making up the deployed deterministic policy (export, evaluation): the policy is an
+        ``nets.Actor``-compatible module (normalized obs -> action in [-1, 1]), the normalizer maps raw obs."""
+
+    @abstractmethod
+    def networks(self) -> dict[str, nn.Module]:
+        """The trained networks by name (at least ``"actor"`` and ``"critic"``): finite checks, parameter counts and
+        norms, and the multi-rank broadcast of the initial weights read them."""
 
     # ---- persistence --------------------------------------------------------------------------------------------
     @abstractmethod

@@ -1,12 +1,21 @@
-"""Math shared by the TD3-family algorithms: C51 projection, clipped double-Q, TD losses, soft target updates."""
+"""Math shared by the TD3-family algorithms: C51 projection, clipped double-Q, TD losses, soft target updates, the
+optimizer step every algorithm takes, and ``TD3Family``, the structure FastTD3 and PQL share."""
 
 from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import torch
 from tensordict import TensorDict
 from torch import nn
 
-from parallel_rl.nets import EnsembleCritic
+from parallel_rl.algos.base import Algorithm, Context, Role, Shared
+from parallel_rl.nets import Actor, EnsembleCritic, RunningNorm
+
+if TYPE_CHECKING:
+    from parallel_rl.config import AgentConfig
 
 
 def categorical_projection(
@@ -95,3 +104,213 @@ def smoothed_action(action: torch.Tensor, noise_std: float, noise_clip: float) -
         return action
     noise = (torch.randn_like(action) * noise_std).clamp(-noise_clip, noise_clip)
     return (action + noise).clamp(-1.0, 1.0)
+
+
+# ---- optimisation steps shared by every algorithm --------------------------------------------------------------
+def make_optimizer(
+    params, lr: float, weight_decay: float, device: torch.device, capturable: bool = False
+) -> torch.optim.Optimizer:
+    """AdamW: fused (one kernel for all parameters) on CUDA, foreach elsewhere. ``capturable`` keeps its step counts
+    on the device, which CUDA graphs need."""
+    fused = device.type == "cuda"
+    return torch.optim.AdamW(
+        params, lr=lr, weight_decay=weight_decay, fused=fused or None, foreach=not fused, capturable=capturable
+    )
+
+
+def gradient_step(
+    loss: torch.Tensor,
+    optimizer: torch.optim.Optimizer,
+    params: list[nn.Parameter],
+    max_norm: float,
+    sync_grads: Callable[[list[nn.Parameter]], None] | None = None,
+) -> None:
+    """zero_grad -> backward -> (average gradients over ranks) -> clip to ``max_norm`` (0: no clipping) -> step."""
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    if sync_grads is not None:
+        sync_grads(params)
+    if max_norm > 0:
+        torch.nn.utils.clip_grad_norm_(params, max_norm)
+    optimizer.step()
+
+
+def replica(module: nn.Module) -> nn.Module:
+    """A frozen copy of ``module``: another role's view of it, refreshed by the runtime's channels."""
+    return copy.deepcopy(module).requires_grad_(False)
+
+
+class TD3Family(Algorithm):
+    """The shape FastTD3 and PQL share: a deterministic tanh actor, an ensemble critic (C51 or scalar) with a soft
+    target, running observation normalizers (one for the actor's obs, one for privileged critic obs), per-env
+    Gaussian exploration, AdamW. Subclasses say how each env's exploration std evolves and how the actor reduces
+    over critics.
+
+    Ownership by role: the actor role owns the normalizers (rollout statistics) and the exploration state; the
+    V-learner owns the critic and its target; the P-learner owns the policy. Every cross-role read goes through a
+    replica (``shared``)."""
+
+    def __init__(self, hp: AgentConfig, ctx: Context) -> None:
+        spec, dev = ctx.spec, ctx.device
+        self.hp, self.ctx, self.device = hp, ctx, dev
+        self.normalizer = RunningNorm(spec.obs_dim).to(dev)
+        self.critic_normalizer = None if spec.critic_obs_dim is None else RunningNorm(spec.critic_obs_dim).to(dev)
+        self.policy = Actor(spec.obs_dim, spec.act_dim, hp.actor_hidden, hp.activation).to(dev)
+        critic_in = spec.critic_obs_dim or spec.obs_dim
+        self.critic = EnsembleCritic(
+            critic_in, spec.act_dim, hp.critic_hidden, hp.num_atoms, hp.v_min, hp.v_max, hp.num_critics, hp.activation
+        ).to(dev)
+        self.critic_target = replica(self.critic)
+        # Replicas: the actor acts with its copy of the policy, the V-learner computes target actions with its copy,
+        # the P-learner differentiates through its copy of the critic; learners normalize with copies of the
+        # actor's normalizers.
+        self.policy_for_actor, self.policy_for_vlearner = replica(self.policy), replica(self.policy)
+        self.critic_for_plearner = replica(self.critic)
+        self.norm_for_vlearner, self.norm_for_plearner = replica(self.normalizer), replica(self.normalizer)
+        self.cnorm_for_vlearner = self.cnorm_for_plearner = None
+        if self.critic_normalizer is not None:
+            self.cnorm_for_vlearner = replica(self.critic_normalizer)
+            self.cnorm_for_plearner = replica(self.critic_normalizer)
+        self.critic_params, self.actor_params = list(self.critic.parameters()), list(self.policy.parameters())
+        self.critic_optimizer = make_optimizer(self.critic_params, hp.critic_lr, hp.weight_decay, dev, ctx.capturable)
+        self.actor_optimizer = make_optimizer(self.actor_params, hp.actor_lr, hp.weight_decay, dev, ctx.capturable)
+        # Exploration: per-env noise std and the generator of every exploration draw (rollouts own both).
+        self.generator = torch.Generator(device=dev)
+        self.generator.manual_seed(ctx.seed)
+        self.noise_std = self.initial_noise_std(spec.num_envs)
+        self._noise = torch.zeros(spec.num_envs, spec.act_dim, device=dev)
+        self._act = ctx.graph(self._act_step)
+        self._critic_loss = ctx.compile(td3_critic_loss)
+        self._actor_loss = ctx.compile(self.actor_loss)
+
+    # ---- what subclasses define ---------------------------------------------------------------------------------
+    def initial_noise_std(self, num_envs: int) -> torch.Tensor:
+        raise NotImplementedError
+
+    def noise_std_after_step(self, std: torch.Tensor, done: torch.Tensor) -> torch.Tensor:
+        """Each env's std after a step in which ``done`` envs ended their episode."""
+        raise NotImplementedError
+
+    def actor_loss(
+        self, actor: nn.Module, critic: EnsembleCritic, batch: TensorDict
+    ) -> tuple[torch.Tensor, TensorDict]:
+        raise NotImplementedError
+
+    # ---- experience ---------------------------------------------------------------------------------------------
+    def _act_step(self, inputs: TensorDict) -> TensorDict:
+        obs = inputs["obs"]
+        if self.hp.normalize_obs:
+            reduce = None if self.ctx.all_reduce_sum is None else self._reduce_actor
+            self.normalizer.update(obs, reduce)
+            if self.critic_normalizer is not None:
+                self.critic_normalizer.update(inputs["critic_obs"], reduce)
+        mean_action = self.policy_for_actor(self.normalizer(obs) if self.hp.normalize_obs else obs)
+        return TensorDict({"action": (mean_action + inputs["noise"]).clamp(-1.0, 1.0)})
+
+    def _reduce_actor(self, t: torch.Tensor) -> torch.Tensor:
+        return self.ctx.all_reduce_sum("actor", t)
+
+    @torch.no_grad()
+    def act(self, obs: TensorDict, explore: bool) -> torch.Tensor:
+        if not explore:
+            return self.policy_for_actor(self.normalizer(obs["obs"]) if self.hp.normalize_obs else obs["obs"])
+        # Noise is drawn outside the (optionally graphed) step: it comes from the algorithm's own generator.
+        torch.randn(self._noise.shape, generator=self.generator, device=self.device, out=self._noise)
+        inputs = {"obs": obs["obs"], "noise": self._noise * self.noise_std.unsqueeze(-1)}
+        if self.critic_normalizer is not None:
+            inputs["critic_obs"] = obs["critic_obs"]
+        action = self._act(TensorDict(inputs))["action"]
+        return action.clone()  # a graph's output tensor is overwritten by its next replay
+
+    @torch.no_grad()
+    def observe(self, transition: TensorDict) -> TensorDict:
+        done = transition["terminated"] | transition["truncated"]
+        self.noise_std.copy_(self.noise_std_after_step(self.noise_std, done))  # in place: graphs may read it
+        transition["reward"] = transition["reward"] * self.hp.reward_scale
+        return transition
+
+    # ---- learning -----------------------------------------------------------------------------------------------
+    def _normalized(self, batch: TensorDict, norm: nn.Module, cnorm: nn.Module | None) -> TensorDict:
+        """A shallow copy of ``batch`` with normalized observations (the caller's tensors stay untouched)."""
+        if not self.hp.normalize_obs:
+            return batch
+        out = batch.copy()
+        out["obs"], out["next_obs"] = norm(batch["obs"]), norm(batch["next_obs"])
+        if cnorm is not None:
+            out["critic_obs"], out["next_critic_obs"] = cnorm(batch["critic_obs"]), cnorm(batch["next_critic_obs"])
+        return out
+
+    def _sync(self, role: Role):
+        if self.ctx.sync_grads is None:
+            return None
+        return lambda params: self.ctx.sync_grads(role, params)
+
+    def update_critic(self, batch: TensorDict) -> TensorDict:
+        batch = self._normalized(batch, self.norm_for_vlearner, self.cnorm_for_vlearner)
+        with self.ctx.autocast():
+            loss, metrics = self._critic_loss(self.critic, self.critic_target, self.policy_for_vlearner, batch, self.hp)
+        gradient_step(loss, self.critic_optimizer, self.critic_params, self.hp.max_grad_norm, self._sync("vlearner"))
+        soft_update(self.critic_target, self.critic, self.hp.tau)
+        return metrics.float()
+
+    def update_actor(self, batch: TensorDict) -> TensorDict:
+        batch = self._normalized(batch, self.norm_for_plearner, self.cnorm_for_plearner)
+        with self.ctx.autocast():
+            loss, metrics = self._actor_loss(self.policy, self.critic_for_plearner, batch)
+        gradient_step(loss, self.actor_optimizer, self.actor_params, self.hp.max_grad_norm, self._sync("plearner"))
+        return metrics.float()
+
+    @torch.no_grad()
+    def critic_loss(self, batch: TensorDict) -> torch.Tensor:
+        batch = self._normalized(batch, self.norm_for_vlearner, self.cnorm_for_vlearner)
+        return td3_critic_loss(self.critic, self.critic_target, self.policy_for_vlearner, batch, self.hp)[0]
+
+    # ---- wiring -------------------------------------------------------------------------------------------------
+    def shared(self) -> list[Shared]:
+        out = [
+            Shared("policy>actor", self.policy, "plearner", self.policy_for_actor, "actor"),
+            Shared("policy>vlearner", self.policy, "plearner", self.policy_for_vlearner, "vlearner"),
+            Shared("critic>plearner", self.critic, "vlearner", self.critic_for_plearner, "plearner"),
+            Shared("normalizer>vlearner", self.normalizer, "actor", self.norm_for_vlearner, "vlearner"),
+            Shared("normalizer>plearner", self.normalizer, "actor", self.norm_for_plearner, "plearner"),
+        ]
+        if self.critic_normalizer is not None:
+            out += [
+                Shared("critic_normalizer>vlearner", self.critic_normalizer, "actor", self.cnorm_for_vlearner,
+                       "vlearner"),
+                Shared("critic_normalizer>plearner", self.critic_normalizer, "actor", self.cnorm_for_plearner,
+                       "plearner"),
+            ]  # fmt: skip
+        return out
+
+    def deployed_modules(self) -> tuple[nn.Module, nn.Module]:
+        return self.normalizer, self.policy
+
+    def networks(self) -> dict[str, nn.Module]:
+        return {"actor": self.policy, "critic": self.critic}
+
+    # ---- persistence --------------------------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "actor": self.policy.state_dict(),
+            "critic": self.critic.state_dict(),
+            "critic_target": self.critic_target.state_dict(),
+            "normalizer": self.normalizer.state_dict(),
+            "critic_normalizer": None if self.critic_normalizer is None else self.critic_normalizer.state_dict(),
+            "critic_optimizer": self.critic_optimizer.state_dict(),
+            "actor_optimizer": self.actor_optimizer.state_dict(),
+            "noise_std": self.noise_std.clone(),
+            "generator": self.generator.get_state(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.policy.load_state_dict(state["actor"])
+        self.critic.load_state_dict(state["critic"])
+        self.critic_target.load_state_dict(state["critic_target"])
+        self.normalizer.load_state_dict(state["normalizer"])
+        if self.critic_normalizer is not None:
+            self.critic_normalizer.load_state_dict(state["critic_normalizer"])
+        self.critic_optimizer.load_state_dict(state["critic_optimizer"])
+        self.actor_optimizer.load_state_dict(state["actor_optimizer"])
+        self.noise_std.copy_(state["noise_std"])
+        self.generator.set_state(state["generator"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import pickle
 import re
@@ -10,7 +11,7 @@ from typing import Any
 
 import torch
 
-from parallel_rl.io.files import temp_path_for
+from parallel_rl.io.files import atomic_copy, temp_path_for
 from parallel_rl.nets import Actor, DeployedPolicy, RunningNorm
 
 SCHEMA_VERSION = 2
@@ -164,6 +165,26 @@ def rotate_checkpoints(run_dir: str | Path, keep: int) -> list[Path]:
     for path in old:
         path.unlink(missing_ok=True)
     return old
+
+
+class Checkpointer:
+    """Where a run's checkpoints go and which are kept: periodic ``step_<env steps>.pt`` (the newest ``keep``),
+    ``best.pt`` (a copy of the periodic checkpoint with the highest return so far) and ``final.pt``."""
+
+    def __init__(self, run_dir: str | Path, keep: int, best_return: float = -math.inf) -> None:
+        self.run_dir, self.keep, self.best_return = Path(run_dir), keep, best_return
+
+    def save_periodic(self, env_steps: int, state: dict[str, Any], ret: float = math.nan) -> Path:
+        """Save, rotate, and copy to best.pt when ``ret`` (finite) beats every earlier periodic checkpoint's."""
+        path = save_checkpoint(step_checkpoint_path(self.run_dir, env_steps), state)
+        rotate_checkpoints(self.run_dir, self.keep)
+        if math.isfinite(ret) and ret > self.best_return:
+            self.best_return = ret
+            atomic_copy(path, path.parent / "best.pt", mode=0o600)  # private like every checkpoint
+        return path
+
+    def save_final(self, state: dict[str, Any]) -> Path:
+        return save_checkpoint(checkpoint_dir(self.run_dir) / "final.pt", state)
 
 
 def policy_spec(

@@ -1,13 +1,19 @@
-"""Deterministic evaluation of a saved policy over many episodes, with an optional video of one env.
+"""Deterministic evaluation, one protocol for training runs and saved policies, with an optional video of one env.
 
-Episodes are kept in (episode index, env index) order: every env contributes its first k episodes before any env
-contributes a (k+1)-th, so short episodes are not over-represented when episodes end at different times.
+The protocol (``evaluate_episodes``; used by ``Evaluator``, hence by the trainer's periodic and final evaluations
+and by ``launch.evaluate``): reset the evaluation envs with a fixed seed, run the deterministic policy (normalizer
+and action scaling included, no exploration) until ``episodes`` episodes have ended, and report statistics of their
+undiscounted returns. Episodes are kept in (episode index, env index) order: every env contributes its first k
+episodes before any env contributes a (k+1)-th, so short episodes are not over-represented when episodes end at
+different times. With the default ``episodes == num_envs`` this is the first episode of every env. Every
+evaluation of a run uses the same seed, so evaluations differ only by the policy.
 """
 
 from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -46,8 +52,10 @@ def evaluate_episodes(
     width: int = 320,
     height: int = 240,
     video_max_frames: int | None = None,
-) -> dict[str, Any]:
+    should_stop: Callable[[], bool] | None = None,
+) -> dict[str, Any] | None:
     """Run ``policy`` (raw observation -> action in the env's bounds) until ``episodes`` episodes have ended.
+    None when ``should_stop()`` (a host-side flag, e.g. a signal arrived; checked every env step) turned true.
 
     ``video``, when given, is anything with ``add(frame)`` (e.g. ``Mp4Writer``): it receives the frames of the
     first ``video_episodes`` episodes of env ``video_env``, at most ``video_max_frames`` of them. Returns return
@@ -77,6 +85,8 @@ def evaluate_episodes(
     # Every episode ends within max_episode_steps, so this bound is never what stops a correct env.
     bound = max(per_env, video_episodes if video is not None else 0) * spec.max_episode_steps
     for steps in range(1, bound + 1):
+        if should_stop is not None and should_stop():
+            return None
         out = env.step(policy(obs))
         running_return += out["reward"]
         running_length += 1
@@ -124,6 +134,22 @@ def evaluate_episodes(
     }
 
 
+class Evaluator:
+    """The evaluation env of a run (built on first use, reused: some simulators allow one instance per process) and
+    the protocol above with a fixed seed and episode count."""
+
+    def __init__(self, make_env: Callable[[], VecEnv], episodes: int, seed: int | None) -> None:
+        self.make_env, self.episodes, self.seed = make_env, episodes, seed
+        self.env: VecEnv | None = None
+
+    def __call__(self, policy: torch.nn.Module, **kwargs: Any) -> dict[str, Any] | None:
+        """Statistics of ``policy`` (raw obs -> env action); ``kwargs`` (video, should_stop) go to
+        ``evaluate_episodes``."""
+        if self.env is None:
+            self.env = self.make_env()
+        return evaluate_episodes(policy, self.env, self.episodes, seed=self.seed, **kwargs)
+
+
 def evaluate_checkpoint(
     checkpoint: str | Path,
     make_env,
@@ -148,7 +174,8 @@ def evaluate_checkpoint(
     task = task or config.get("task")
     if not task:
         raise ValueError(f"{checkpoint}: the checkpoint's config names no task; pass the task explicitly")
-    env = make_env(task, num_envs, torch.device(device), seed)
+    evaluator = Evaluator(lambda: make_env(task, num_envs, torch.device(device), seed), episodes or num_envs, seed)
+    env = evaluator.env = evaluator.make_env()
     policy = load_policy(checkpoint, device=env.spec.device)
     dims = (policy.normalizer.mean.numel(), policy.action_low.numel())
     if dims != (env.spec.obs_dim, env.spec.act_dim):
@@ -161,9 +188,8 @@ def evaluate_checkpoint(
         # Envs may declare their control rate (frames per second of simulated time) for real-time playback.
         writer = Mp4Writer(video_path, fps=fps or float(getattr(env, "render_fps", 30.0)))
     try:
-        stats = evaluate_episodes(policy, env, episodes or num_envs, seed=seed, video=writer, video_env=video_env,
-                                  video_episodes=video_episodes, width=width, height=height,
-                                  video_max_frames=video_max_frames)  # fmt: skip
+        stats = evaluator(policy, video=writer, video_env=video_env, video_episodes=video_episodes, width=width,
+                          height=height, video_max_frames=video_max_frames)  # fmt: skip
     except BaseException:
         if writer is not None:
             writer.abort()

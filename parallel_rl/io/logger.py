@@ -9,11 +9,13 @@ from __future__ import annotations
 import csv
 import json
 import math
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from parallel_rl.io.files import append_text, atomic_write_text, csv_row_text, csv_text
+from parallel_rl.io.progress import Progress
 
 HPARAM_METRICS = ("final_eval_return", "eval_return", "episode_return")
 """Scalar tags the HParams tab shows next to each run's hyperparameters."""
@@ -143,3 +145,47 @@ def flatten_hparams(config: Mapping[str, Any], prefix: str = "") -> dict[str, in
 def write_json(path: str | Path, data: dict[str, Any]) -> None:
     """Atomically (temporary file, fsync, rename): a crash leaves the previous file or the new one."""
     atomic_write_text(path, json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
+
+
+class RunLogger:
+    """A training run's rows (rank 0): throughput since the previous row (env steps/s, updates/s) added to each row
+    of metrics, written through a ``MetricsLogger``, and an optional progress display over env steps
+    (``io.progress``: a bar that moves every step in a terminal, one line per row elsewhere)."""
+
+    def __init__(self, metrics: MetricsLogger, total_steps: int, start_step: int, start_updates: int,
+                 progress: bool) -> None:  # fmt: skip
+        self.metrics = metrics
+        self.bar = Progress(total_steps, done=start_step) if progress else None
+        self.last_time = time.perf_counter()
+        self.last_step, self.last_updates = start_step, start_updates
+        self.last_return = float("nan")  # episodes end in bursts; show the latest mean rather than flicker to nan
+
+    def throughput(self, env_step: int, updates: int) -> dict[str, float]:
+        """Env steps/s and updates/s since the previous row."""
+        dt = max(time.perf_counter() - self.last_time, 1e-9)
+        return {"env_steps_per_s": (env_step - self.last_step) / dt,
+                "updates_per_s": (updates - self.last_updates) / dt}  # fmt: skip
+
+    def advance(self, steps: int) -> None:
+        """After every vectorized env step: the bar moves (redrawn at most twice a second)."""
+        if self.bar is not None:
+            self.bar.advance(steps)
+
+    def log(self, env_step: int, updates: int, row: dict[str, float], final: bool = False) -> None:
+        self.metrics.log(env_step, row)
+        self.last_return = row.get("episode_return", self.last_return)
+        if self.bar is not None:
+            self.bar.row(row.get("env_steps_per_s", 0.0), row.get("updates_per_s", 0.0), self.last_return, final)
+        self.last_time, self.last_step, self.last_updates = time.perf_counter(), env_step, updates
+
+    def log_final(self, env_step: int, summary: Mapping[str, Any]) -> None:
+        self.metrics.log_final(env_step, summary)
+
+    def close_bar(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+    def close(self) -> None:
+        self.close_bar()
+        self.metrics.close()

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING
 import torch
 
 if TYPE_CHECKING:
-    from parallel_rl.runtime.trainer import Trainer
+    from parallel_rl.runtime.engine import Engine
 
 
 def free_bound(utd: float, policy_ratio: float, requested: int) -> int:
@@ -58,6 +58,12 @@ def free_reserve(utd: float, policy_ratio: float, k: int) -> int:
     return 2 * lead_steps
 
 
+def _publish(t: Engine, role: str) -> None:
+    """Publish everything ``role`` writes (parameters, and the actor's buffer views) to its readers."""
+    for channel in t.publishes[role]:
+        channel.publish()
+
+
 def _synchronize(device: torch.device) -> None:
     """Wait for every lane's queued GPU work (checkpoints read tensors the lanes may still be writing)."""
     if device.type == "cuda":
@@ -67,26 +73,24 @@ def _synchronize(device: torch.device) -> None:
 class SequentialMode:
     """The reference order (see the module docstring)."""
 
-    def __init__(self, trainer: Trainer) -> None:
-        self.t = trainer
+    def __init__(self, engine: Engine) -> None:
+        self.t = engine
 
     def iteration(self) -> None:
         t = self.t
         s, sched = t.cfg.schedule, t.scheduler
         t.actor.step()
-        for channel in t.actor_publishes:
-            channel.publish()
+        _publish(t, "actor")
         for _ in range(sched.on_env_step()):
             t.vlearner.update()
             policy_due = sched.on_critic_update()
             if sched.critic_updates % s.critic_publish_interval == 0:
-                t.critic_to_plearner.publish()
+                _publish(t, "vlearner")
             for _ in range(policy_due):
                 t.plearner.update()
                 sched.on_policy_update()
                 if sched.policy_updates % s.policy_publish_interval == 0:
-                    for channel in t.policy_publishes:
-                        channel.publish()
+                    _publish(t, "plearner")
 
     def finish(self) -> None:
         pass
@@ -115,17 +119,17 @@ class PipelinedMode:
     updates due after it), so nothing depends on timing. On a GPU the three parts are launched from this thread on
     their own streams and the barrier is a set of events; on a CPU the learners run in two worker threads."""
 
-    def __init__(self, trainer: Trainer, serial: bool) -> None:
-        self.t = trainer
+    def __init__(self, engine: Engine, serial: bool) -> None:
+        self.t = engine
         self.serial = serial
         self.plan: list[int] = []
         threads = torch.get_num_threads()  # workers use the caller's intra-op thread count: same float reductions
         self.pool = (
             None
-            if serial or trainer.device.type == "cuda"
+            if serial or engine.device.type == "cuda"
             else ThreadPoolExecutor(2, "learner", initializer=torch.set_num_threads, initargs=(threads,))
         )
-        self.lanes = [trainer.actor.lane, trainer.vlearner.lane, trainer.plearner.lane]
+        self.lanes = [engine.actor.lane, engine.vlearner.lane, engine.plearner.lane]
 
     def _commit(self) -> None:
         for channel in self.t.channels:
@@ -142,19 +146,17 @@ class PipelinedMode:
         for _ in plan:
             self.t.vlearner.update()
         if publish:
-            self.t.critic_to_plearner.publish()
+            _publish(self.t, "vlearner")
 
     def _policy_work(self, plan: list[int], publish: bool) -> None:
         for _ in range(sum(plan)):
             self.t.plearner.update()
         if publish:
-            for channel in self.t.policy_publishes:
-                channel.publish()
+            _publish(self.t, "plearner")
 
     def _actor_work(self) -> None:
         self.t.actor.step()
-        for channel in self.t.actor_publishes:
-            channel.publish()
+        _publish(self.t, "actor")
 
     def _run(self, actor: bool) -> None:
         s, sched = self.t.cfg.schedule, self.t.scheduler
@@ -214,12 +216,12 @@ class PipelinedMode:
 class FreeMode:
     """Actor in the calling thread, V-learner and P-learner in their own threads, held within +-k by counts."""
 
-    def __init__(self, trainer: Trainer) -> None:
-        self.t = trainer
-        s = trainer.cfg.schedule
+    def __init__(self, engine: Engine) -> None:
+        self.t = engine
+        s = engine.cfg.schedule
         self.k = free_bound(s.utd, s.policy_ratio, s.free_bound)
-        self._utd = trainer.scheduler._utd
-        self._ratio = trainer.scheduler._policy_ratio
+        self._utd = engine.scheduler._utd
+        self._ratio = engine.scheduler._policy_ratio
         self.cond = threading.Condition()
         self.stopping = False
         self.critic_done = False
@@ -260,8 +262,7 @@ class FreeMode:
         if not ok:
             self._raise()
         t.actor.step()
-        for channel in t.actor_publishes:
-            channel.publish()
+        _publish(t, "actor")
         with self.cond:
             sched.env_steps += 1
             self._record()
@@ -291,7 +292,7 @@ class FreeMode:
                 self._record()
                 self.cond.notify_all()
             if sched.critic_updates % s.critic_publish_interval == 0:
-                t.critic_to_plearner.publish()
+                _publish(t, "vlearner")
         with self.cond:
             self.critic_done = True
             self.cond.notify_all()
@@ -315,8 +316,7 @@ class FreeMode:
                 self._record()
                 self.cond.notify_all()
             if sched.policy_updates % s.policy_publish_interval == 0:
-                for channel in t.policy_publishes:
-                    channel.publish()
+                _publish(t, "plearner")
 
     def _guard(self, fn) -> None:
         try:

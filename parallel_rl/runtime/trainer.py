@@ -1,4 +1,6 @@
-"""Builds the components of a run from a config and an env factory, runs the schedule, logs, evaluates, saves."""
+"""A training run: the built ``Engine`` (``runtime/engine.py``) driven by a loop, with a ``RunLogger`` (metrics
+rows), a ``Checkpointer`` (periodic, best and final checkpoints) and an ``Evaluator`` (the one evaluation protocol,
+shared with ``launch.evaluate``)."""
 
 from __future__ import annotations
 
@@ -15,8 +17,6 @@ from typing import Any
 import numpy as np
 import torch
 
-from parallel_rl.algos import get_algorithm
-from parallel_rl.buffer import ReplayBuffer
 from parallel_rl.config import (
     ConfigError,
     TrainConfig,
@@ -26,30 +26,20 @@ from parallel_rl.config import (
     validate,
 )
 from parallel_rl.envs import VecEnv
-from parallel_rl.io import load_checkpoint, open_run_logger, save_checkpoint, write_json
-from parallel_rl.io.checkpoint import (
-    TRAINING_FIELDS,
-    policy_spec,
-    resolve_resume,
-    rotate_checkpoints,
-    step_checkpoint_path,
-)
-from parallel_rl.io.files import atomic_copy, open_run_dir, truncate_logs
-from parallel_rl.io.progress import Progress
-from parallel_rl.nets import Actor, DeployedPolicy, EnsembleCritic, RunningNorm
+from parallel_rl.io import load_checkpoint, open_run_logger, write_json
+from parallel_rl.io.checkpoint import TRAINING_FIELDS, Checkpointer, policy_spec, resolve_resume
+from parallel_rl.io.evaluation import Evaluator, evaluate_episodes
+from parallel_rl.io.files import open_run_dir, truncate_logs
+from parallel_rl.io.logger import RunLogger
+from parallel_rl.nets import DeployedPolicy
 from parallel_rl.runtime import distributed
 from parallel_rl.runtime.accel import configure_backends
-from parallel_rl.runtime.components import ActorComponent, PLearner, VLearner, _normalize_batch
 from parallel_rl.runtime.distributed import DistContext
+from parallel_rl.runtime.engine import EnvFactory, build_engine, total_iterations
 from parallel_rl.runtime.guards import StopSignals, TrainingInterrupted, check_finite
-from parallel_rl.runtime.modes import FreeMode, PipelinedMode, SequentialMode, free_bound, free_reserve
-from parallel_rl.runtime.scheduler import RatioScheduler
-from parallel_rl.runtime.streams import Channel, Lane
-
-EnvFactory = Callable[[int, torch.device, int], VecEnv]
-"""(num_envs, device, seed) -> VecEnv. The trainer never imports task code; launchers pass this in."""
 
 EVAL_SEED_OFFSET = 1_000_003
+"""Evaluation envs are reset with seed + this: never the training envs' seed, the same at every evaluation."""
 
 
 def resolve_device(name: str) -> torch.device:
@@ -69,193 +59,97 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
+def setup_process(cfg: TrainConfig, dist: DistContext) -> torch.device:
+    """Process-wide setup before anything is built: threads, device, process group, backend switches."""
+    if cfg.torch_threads > 0:
+        torch.set_num_threads(cfg.torch_threads)
+    device = resolve_device(cfg.device)
+    if dist.enabled:
+        if cfg.schedule.mode == "free":
+            raise ConfigError("--mode free: not supported with several ranks (update counts depend on timing, "
+                              "all-reduces need equal counts); use sequential or pipelined")  # fmt: skip
+        if cfg.speed.cuda_graphs:
+            raise ConfigError("--cuda-graphs: not supported with several ranks (collectives are not captured)")
+        if device.type == "cuda":
+            device = torch.device("cuda", dist.local_rank)
+            torch.cuda.set_device(device)
+        distributed.init(dist, device)
+    if cfg.speed.cuda_graphs and device.type != "cuda":
+        raise ConfigError("--cuda-graphs: CUDA graphs need a CUDA device; this run is on " + str(device))
+    configure_backends(cfg.speed)
+    return device
+
+
 class Trainer:
-    """One training run: builds env, buffer, networks, lanes, channels and components, and runs them in the
-    configured mode (``runtime.modes``)."""
+    """One training run: an ``Engine`` (built here from the config and the env factory) plus the loop of ``run``.
+
+    The engine's pieces are exposed as attributes (``algo``, ``buffer``, ``actor``, ``vlearner``, ``scheduler``...)
+    for tests and tools; ``runtime`` is the mode object (``runtime.modes``)."""
 
     def __init__(self, cfg: TrainConfig, make_env: EnvFactory, dist_ctx: DistContext | None = None) -> None:
         validate(cfg)
-        self.cfg = cfg
-        if cfg.torch_threads > 0:
-            torch.set_num_threads(cfg.torch_threads)
+        self.cfg, self.make_env = cfg, make_env
         self.dist = distributed.from_env() if dist_ctx is None else dist_ctx
-        self.device = resolve_device(cfg.device)
-        if self.dist.enabled:
-            if cfg.schedule.mode == "free":
-                raise ConfigError("--mode free: not supported with several ranks (update counts depend on timing, "
-                                  "all-reduces need equal counts); use sequential or pipelined")  # fmt: skip
-            if cfg.speed.cuda_graphs:
-                raise ConfigError("--cuda-graphs: not supported with several ranks (collectives are not captured)")
-            if self.device.type == "cuda":
-                self.device = torch.device("cuda", self.dist.local_rank)
-                torch.cuda.set_device(self.device)
-            distributed.init(self.dist, self.device)
-        if cfg.speed.cuda_graphs and self.device.type != "cuda":
-            raise ConfigError("--cuda-graphs: CUDA graphs need a CUDA device; this run is on " + str(self.device))
-        configure_backends(cfg.speed)
-        self.make_env = make_env
-        torch.manual_seed(cfg.seed)  # the same network initialisation on every rank
-        rank_seed = cfg.seed + self.dist.rank * distributed.RANK_SEED_STRIDE
-        self.env = make_env(cfg.num_envs, self.device, rank_seed)
-        spec = self.env.spec
-        if spec.num_envs != cfg.num_envs:
-            raise ValueError(f"env factory made {spec.num_envs} envs, config asks for {cfg.num_envs}")
-        hp = cfg.agent
-        self.algo = get_algorithm(cfg.algo)
-        self.normalizer = RunningNorm(spec.obs_dim).to(self.device)
-        self.critic_normalizer = (
-            None if spec.critic_obs_dim is None else RunningNorm(spec.critic_obs_dim).to(self.device)
-        )
-        self.policy = Actor(spec.obs_dim, spec.act_dim, hp.actor_hidden, hp.activation).to(self.device)
-        critic_in = spec.critic_obs_dim or spec.obs_dim
-        self.critic = EnsembleCritic(
-            critic_in, spec.act_dim, hp.critic_hidden, hp.num_atoms, hp.v_min, hp.v_max, hp.num_critics, hp.activation
-        ).to(self.device)
-        storage = torch.bfloat16 if cfg.buffer.storage_dtype == "bfloat16" else torch.float32
-        held_out = cfg.td_validation_envs
-        train_envs = spec.num_envs - held_out
-        self.buffer = ReplayBuffer(
-            train_envs, spec.obs_dim, spec.act_dim, cfg.buffer.buffer_size * train_envs // spec.num_envs,
-            self.device, critic_obs_dim=spec.critic_obs_dim, storage_dtype=storage, n_step=hp.n_step,
-            gamma=hp.gamma, seed=rank_seed + 1,
-        )  # fmt: skip
-        self.val_buffer = None
-        if held_out:
-            self.val_buffer = ReplayBuffer(
-                held_out, spec.obs_dim, spec.act_dim, max(cfg.buffer.buffer_size * held_out // spec.num_envs,
-                                                          (hp.n_step + 2) * held_out),
-                self.device, critic_obs_dim=spec.critic_obs_dim, storage_dtype=storage, n_step=hp.n_step,
-                gamma=hp.gamma, seed=rank_seed + 5,
-            )  # fmt: skip
-        distributed.broadcast_module_(self.policy, self.dist)
-        distributed.broadcast_module_(self.critic, self.dist)
-        # Lanes and channels: each consumer reads its own copy of what it needs, refreshed by the owner's publish.
-        s = cfg.schedule
-        concurrent = s.mode == "free" or (s.mode == "pipelined" and not s.pipeline_serial)
-        deferred = s.mode == "pipelined"
-        dev = self.device
-        actor_lane, v_lane, p_lane = (Lane(dev, n, concurrent) for n in ("actor", "vlearner", "plearner"))
-
-        def channel(module, writer, reader):
-            return Channel.for_module(module, writer, reader, deferred)
-
-        self.policy_to_actor = channel(self.policy, p_lane, actor_lane)
-        self.policy_to_vlearner = channel(self.policy, p_lane, v_lane)
-        self.critic_to_plearner = channel(self.critic, v_lane, p_lane)
-        norm_v, norm_p = channel(self.normalizer, actor_lane, v_lane), channel(self.normalizer, actor_lane, p_lane)
-        cnorm_v = cnorm_p = None
-        if self.critic_normalizer is not None:
-            cnorm_v = channel(self.critic_normalizer, actor_lane, v_lane)
-            cnorm_p = channel(self.critic_normalizer, actor_lane, p_lane)
-        self.actor = ActorComponent(
-            self.env, self.algo, hp, self.policy_to_actor, self.normalizer, self.buffer, rank_seed + 2, actor_lane,
-            critic_normalizer=self.critic_normalizer, speed=cfg.speed, val_buffer=self.val_buffer,
-        )  # fmt: skip
-        bs = cfg.buffer.batch_size
-        self.vlearner = VLearner(self.algo, hp, self.critic, self.policy_to_vlearner, norm_v, self.buffer, bs,
-                                 v_lane, rank_seed + 3, cfg.speed, critic_normalizer=cnorm_v)  # fmt: skip
-        self.plearner = PLearner(self.algo, hp, self.policy, self.critic_to_plearner, norm_p, self.buffer, bs,
-                                 p_lane, rank_seed + 4, cfg.speed, critic_normalizer=cnorm_p)  # fmt: skip
-        self.actor_publishes = [c for c in (norm_v, norm_p, cnorm_v, cnorm_p) if c is not None]
-        self.policy_publishes = [self.policy_to_actor, self.policy_to_vlearner]
-        if s.mode != "sequential":
-            # Learners sample published views of the buffer, never its live write positions.
-            if s.mode == "pipelined":
-                reserve = 2  # the actor's one step ahead writes at most a transition row and a final row
-            else:
-                reserve = free_reserve(s.utd, s.policy_ratio, free_bound(s.utd, s.policy_ratio, s.free_bound))
-            if reserve > self.buffer.max_reserve():
-                raise ConfigError(
-                    f"--buffer-size: free mode needs {reserve + hp.n_step + 2} rows per env (the actor may run "
-                    f"{reserve // 2} steps ahead of a learner), the buffer has {self.buffer.rows_per_env}; raise "
-                    f"--buffer-size to >= {(reserve + hp.n_step + 2) * cfg.num_envs} or lower --free-bound"
-                )
-            views = [
-                Channel(self.buffer.view_source(), actor_lane, lane, deferred=deferred) for lane in (v_lane, p_lane)
-            ]
-            self.vlearner.use_view(views[0], reserve)
-            self.plearner.use_view(views[1], reserve)
-            self.actor_publishes += views
-        self.channels = self.actor_publishes + self.policy_publishes + [self.critic_to_plearner]
-        self.scheduler = RatioScheduler(cfg.schedule.utd, cfg.schedule.policy_ratio, cfg.schedule.learning_starts)
-        if self.dist.enabled:
-            self.vlearner.sync_grads = distributed.grad_averager(self.dist, "vlearner")
-            self.plearner.sync_grads = distributed.grad_averager(self.dist, "plearner")
-            self.actor.norm_all_reduce = lambda t: distributed.all_reduce_sum_(t, self.dist, "actor")
-        # total_env_steps counts transitions over all ranks; num_envs is per rank.
-        self.total_iterations = math.ceil(cfg.total_env_steps / (cfg.num_envs * self.dist.world_size))
-        self._eval_env: VecEnv | None = None
-        self._diag_generator = torch.Generator(device=self.device)
-        self._diag_generator.manual_seed(rank_seed + 6)
+        self.device = setup_process(cfg, self.dist)
+        self.engine = engine = build_engine(cfg, make_env, self.device, self.dist)
+        self.env, self.algo, self.buffer, self.val_buffer = engine.env, engine.algo, engine.buffer, engine.val_buffer
+        self.actor, self.vlearner, self.plearner = engine.actor, engine.vlearner, engine.plearner
+        self.scheduler, self.channels, self.runtime = engine.scheduler, engine.channels, engine.mode
+        self.total_iterations = total_iterations(cfg, self.dist.world_size)
+        seed = cfg.seed + EVAL_SEED_OFFSET
+        self.evaluator = Evaluator(lambda: make_env(cfg.eval_envs, self.device, seed), cfg.eval_envs, seed)
         # Where the run is: iterations done, training seconds so far, best return at a checkpoint (resumed too).
         self.progress: dict[str, float] = {"iteration": 0, "wall_seconds": 0.0, "best_return": -math.inf}
-        if s.mode == "sequential":
-            self.runtime = SequentialMode(self)
-        elif s.mode == "pipelined":
-            self.runtime = PipelinedMode(self, serial=s.pipeline_serial)
-        else:
-            self.runtime = FreeMode(self)
 
-    # ---- the schedule -----------------------------------------------------------------------------------------
+    # ---- the schedule (delegated) -----------------------------------------------------------------------------
     def iteration(self) -> None:
-        """One vectorized env step and the learner work the mode runs with it (see ``runtime.modes``)."""
-        self.runtime.iteration()
+        self.engine.iteration()
 
     def finish(self) -> None:
-        """Let the learners complete the updates due for the env steps taken (pipelined and free modes lag)."""
-        self.runtime.finish()
+        self.engine.finish()
 
     def deployed_policy(self, policy: torch.nn.Module | None = None) -> DeployedPolicy:
+        if policy is None:
+            return self.engine.deployed_policy()
         low, high = self.env.spec.action_bounds(self.device)
-        return DeployedPolicy(self.normalizer, self.policy if policy is None else policy, low, high).eval()
+        return DeployedPolicy(self.algo.deployed_modules()[0], policy, low, high).eval()
 
     @torch.no_grad()
     def evaluate(
         self, during_run: bool = False, should_stop: Callable[[], bool] | None = None
     ) -> dict[str, float] | None:
-        """Deterministic evaluation on a separate env (built once, reseeded each time so evaluations compare).
-
-        During a run it evaluates the actor's copy of the policy: in concurrent modes the trained policy may be
-        mid-update in another lane. Returns None when ``should_stop()`` became true (a signal arrived)."""
-        seed = self.cfg.seed + EVAL_SEED_OFFSET
-        if self._eval_env is None:
-            self._eval_env = self.make_env(self.cfg.eval_envs, self.device, seed)
-        policy = self.policy_to_actor.module if during_run else None
+        """The deterministic policy under the evaluation protocol (``io/evaluation.py``). During a run it is the
+        actor's copy of the policy: in concurrent modes the trained policy may be mid-update in another lane.
+        Returns None when ``should_stop()`` became true (a signal arrived)."""
         with self.actor.lane.active():
-            return evaluate_policy(self.deployed_policy(policy), self._eval_env, seed=seed, should_stop=should_stop)
+            return self.evaluator(self.engine.deployed_policy(during_run=during_run), should_stop=should_stop)
 
+    # ---- state --------------------------------------------------------------------------------------------------
     def checkpoint_payload(self) -> dict[str, Any]:
+        """What a deployed policy needs (``load_policy``): config, policy spec, actor and normalizer weights; plus
+        the algorithm's state and its networks' parameter counts."""
         spec, hp = self.env.spec, self.cfg.agent
+        normalizer, policy = self.algo.deployed_modules()
         return {
             "config": dataclasses.asdict(self.cfg),
             "policy_spec": policy_spec(
                 spec.obs_dim, spec.act_dim, hp.actor_hidden, hp.activation, spec.action_low, spec.action_high
             ),  # fmt: skip
-            "actor": self.policy.state_dict(),
-            "critic": self.critic.state_dict(),
-            "critic_target": self.vlearner.critic_target.state_dict(),
-            "normalizer": self.normalizer.state_dict(),
-            "critic_normalizer": None if self.critic_normalizer is None else self.critic_normalizer.state_dict(),
-            "critic_optimizer": self.vlearner.optimizer.state_dict(),
-            "actor_optimizer": self.plearner.optimizer.state_dict(),
+            "actor": policy.state_dict(),
+            "normalizer": normalizer.state_dict(),
+            "algo": self.algo.state_dict(),
+            "param_counts": {
+                name: sum(p.numel() for p in net.parameters()) for name, net in self.algo.networks().items()
+            },  # fmt: skip
             "scheduler": self.scheduler.state_dict(),
         }
 
     def state_dict(self) -> dict[str, Any]:
-        """The whole training state: ``checkpoint_payload`` (what a deployed policy needs) plus optimizers, RNGs,
-        channels, actor, learners, env (when it can save itself), scheduler and optionally the buffer."""
-        self.runtime.quiesce()
-        env_state = self.env.state_dict() if hasattr(self.env, "state_dict") else None
+        """The whole training state: ``checkpoint_payload``, the engine's state (components, channels, mode, env,
+        optional buffer), RNGs and progress."""
         return {
             **self.checkpoint_payload(),
-            "actor_state": self.actor.state_dict(),
-            "vlearner_state": self.vlearner.state_dict(),
-            "plearner_state": self.plearner.state_dict(),
-            "channels": [c.state_dict() for c in self.channels],
-            "runtime": self.runtime.state_dict(),
-            "env": env_state,
-            "buffer": self.buffer.state_dict() if self.cfg.checkpoint_buffer else None,
-            "val_buffer": self.val_buffer.state_dict() if self.cfg.checkpoint_buffer and self.val_buffer else None,
+            **self.engine.state_dict(),
             "rng": {
                 "torch": torch.get_rng_state(),
                 "numpy": np.random.get_state(),
@@ -271,31 +165,7 @@ class Trainer:
         if diffs:
             raise ConfigError("cannot resume: the checkpoint was trained with another configuration: "
                               + "; ".join(diffs))  # fmt: skip
-        self.policy.load_state_dict(state["actor"])
-        self.critic.load_state_dict(state["critic"])
-        self.vlearner.critic_target.load_state_dict(state["critic_target"])
-        self.normalizer.load_state_dict(state["normalizer"])
-        if self.critic_normalizer is not None:
-            self.critic_normalizer.load_state_dict(state["critic_normalizer"])
-        self.vlearner.load_state_dict(state["vlearner_state"])
-        self.plearner.load_state_dict(state["plearner_state"])
-        for channel, saved in zip(self.channels, state["channels"], strict=True):
-            channel.load_state_dict(saved)
-        env_restored = state["env"] is not None and hasattr(self.env, "load_state_dict")
-        if env_restored:
-            self.env.load_state_dict(state["env"])
-        else:
-            print("resume: this env cannot save its state; envs restart from a reset", file=sys.stderr)
-        self.actor.load_state_dict(state["actor_state"], env_restored)
-        if state.get("val_buffer") is not None and self.val_buffer is not None:
-            self.val_buffer.load_state_dict(state["val_buffer"])
-        if state["buffer"] is not None:
-            self.buffer.load_state_dict(state["buffer"])
-        else:
-            print("resume: the checkpoint holds no replay buffer (--checkpoint-buffer); refilling it from new "
-                  "experience", file=sys.stderr)  # fmt: skip
-        self.scheduler.load_state_dict(state["scheduler"])
-        self.runtime.load_state_dict(state["runtime"])
+        self.engine.load_state_dict(state)
         rng = state["rng"]
         torch.set_rng_state(rng["torch"])
         np.random.set_state(rng["numpy"])
@@ -304,51 +174,10 @@ class Trainer:
             torch.cuda.set_rng_state_all(rng["cuda"])
         self.progress.update(state["progress"])
 
-    @torch.no_grad()
-    def td_diagnostics(self) -> dict[str, float]:
-        """TD-overfitting diagnostics (``--td-validation-envs``): the critic loss, computed the same way, on a
-        training batch and on a held-out validation batch, and parameter norms. A validation loss that grows while
-        the training loss falls is the signature of TD overfitting at high UTD. Training's RNG is left untouched."""
-        if self.val_buffer is None or self.val_buffer.extends < 2 or self.buffer.extends < 2:
-            return {}
-        if self.cfg.schedule.mode == "free":
-            self.runtime.quiesce()  # learner threads must not update the networks while they are read
-        v, hp, bs = self.vlearner, self.cfg.agent, self.cfg.buffer.batch_size
-        devices = [self.device] if self.device.type == "cuda" else []
-        with torch.random.fork_rng(devices=devices):
-            losses = []
-            for buffer in (self.buffer, self.val_buffer):
-                batch = _normalize_batch(buffer.sample(bs, self._diag_generator), v.normalizer,
-                                         v.critic_normalizer, hp.normalize_obs)  # fmt: skip
-                losses.append(self.algo.critic_loss(self.critic, v.critic_target, v.policy, batch, hp)[0])
-        norms = [torch.linalg.vector_norm(torch.cat([p.flatten() for p in m.parameters()]))
-                 for m in (self.critic, self.policy)]  # fmt: skip
-        train, val, critic_norm, actor_norm = torch.stack(losses + norms).tolist()
-        return {"td_loss_train_batch": train, "td_loss_validation": val, "td_validation_gap": val - train,
-                "critic_param_norm": critic_norm, "actor_param_norm": actor_norm}  # fmt: skip
-
     def metrics(self) -> dict[str, float]:
-        world = self.dist.world_size  # an update of every rank uses world x batch_size samples
-        out = self.scheduler.realised(self.cfg.num_envs * world, self.cfg.buffer.batch_size * world)
-        out.update(self.actor.pop_episode_stats())
-        out.update(self.vlearner.metrics.pop())
-        out.update(self.plearner.metrics.pop())
-        out.update(self.runtime.wait_metrics())
-        out.update(self.td_diagnostics())
-        return out
+        return self.engine.metrics()
 
-    def _save(self, run_dir: Path, row: dict[str, float]) -> Path:
-        """A periodic checkpoint (after the finite checks passed), the newest ``keep_checkpoints`` kept, and
-        best.pt when the latest return is the best so far."""
-        path = save_checkpoint(step_checkpoint_path(run_dir, self.scheduler.env_steps * self._per_iteration),
-                               self.state_dict())  # fmt: skip
-        rotate_checkpoints(run_dir, self.cfg.keep_checkpoints)
-        ret = row.get("eval_return", row.get("episode_return", math.nan))
-        if math.isfinite(ret) and ret > self.progress["best_return"]:
-            self.progress["best_return"] = ret
-            atomic_copy(path, path.parent / "best.pt", mode=0o600)  # private like every checkpoint
-        return path
-
+    # ---- the loop -----------------------------------------------------------------------------------------------
     def run(self, run_dir: str | Path | None = None) -> dict[str, Any]:
         """Train for ``total_env_steps``; write config, metrics, checkpoints and summary under ``run_dir``.
 
@@ -383,7 +212,7 @@ class Trainer:
         except KeyError as e:
             raise ValueError(f"{path}: checkpoint without field {e.args[0]!r} (damaged, or written by another "
                              "version of parallel_rl)") from None  # fmt: skip
-        step = self.scheduler.env_steps * self._per_iteration
+        step = self.scheduler.env_steps * self.engine.transitions_per_iteration
         if not self.dist.is_main:
             return None
         print(f"resumed from {path} at env step {step}", file=sys.stderr)
@@ -395,25 +224,25 @@ class Trainer:
 
     def _run(self, run_dir: Path) -> dict[str, Any]:
         cfg, main = self.cfg, self.dist.is_main
-        per_iteration = self._per_iteration = cfg.num_envs * self.dist.world_size
+        per_iteration = self.engine.transitions_per_iteration
         purge_step = self._resume(run_dir) if cfg.resume else None
         first = int(self.progress["iteration"]) + 1
-        logger = bar = None
+        checkpointer = Checkpointer(run_dir, cfg.keep_checkpoints, self.progress["best_return"])
+        logger: RunLogger | None = None
+        sched = self.scheduler
         if main:
             run_dir.mkdir(parents=True, exist_ok=True)
-            write_json(run_dir / "config.json", {**dataclasses.asdict(cfg), "resolved_device": str(self.device),
-                                                 "world_size": self.dist.world_size})  # fmt: skip
-            logger = open_run_logger(run_dir, cfg, extra={"resolved_device": str(self.device),
-                                                          "world_size": self.dist.world_size},
-                                     purge_step=purge_step)  # fmt: skip
-            if cfg.progress:
-                bar = Progress(self.total_iterations * per_iteration, done=(first - 1) * per_iteration)
-        start = last_time = time.perf_counter() - self.progress["wall_seconds"]
-        last_steps, last_updates = first - 1, self.scheduler.critic_updates + self.scheduler.policy_updates
+            extra = {"resolved_device": str(self.device), "world_size": self.dist.world_size}
+            write_json(run_dir / "config.json", {**dataclasses.asdict(cfg), **extra})
+            logger = RunLogger(open_run_logger(run_dir, cfg, extra=extra, purge_step=purge_step),
+                               self.total_iterations * per_iteration,
+                               (first - 1) * per_iteration, sched.critic_updates + sched.policy_updates,
+                               cfg.progress)  # fmt: skip
+        start = time.perf_counter() - self.progress["wall_seconds"]
+        last_logged = first - 1
         eval_seconds = 0.0  # excluded from wall_seconds, which is training time
         eval_period = max(1, cfg.eval_every // per_iteration) if cfg.eval_every > 0 else 0
         ckpt_period = max(1, cfg.checkpoint_every // per_iteration) if cfg.checkpoint_every > 0 else 0
-        last_return = float("nan")  # episodes end in bursts; show the latest mean rather than flicker to nan
         stopped_early = reached_target = False
         signals = StopSignals()
         try:
@@ -421,8 +250,8 @@ class Trainer:
                 for it in range(first, self.total_iterations + 1):
                     self.iteration()
                     self.progress["iteration"] = it
-                    if bar is not None:
-                        bar.advance(per_iteration)  # moves every step; redrawn at most twice a second
+                    if logger is not None:
+                        logger.advance(per_iteration)
                     out_of_time = cfg.max_wall_seconds > 0 and time.perf_counter() - start - eval_seconds >= (
                         cfg.max_wall_seconds
                     )
@@ -439,13 +268,11 @@ class Trainer:
                     checkpoint_now = ckpt_period > 0 and it % ckpt_period == 0 or interrupted
                     if main and (it % cfg.log_every == 0 or last or evaluate_now or checkpoint_now):
                         now = time.perf_counter()
-                        sched = self.scheduler
                         updates = sched.critic_updates + sched.policy_updates
                         row = self.metrics()
-                        check_finite(row, {"critic": self.critic, "actor": self.policy}, self.actor.env_nonfinite,
-                                     (last_steps * per_iteration, it * per_iteration))  # fmt: skip
-                        row["env_steps_per_s"] = (it - last_steps) * per_iteration / max(now - last_time, 1e-9)
-                        row["updates_per_s"] = (updates - last_updates) / max(now - last_time, 1e-9)
+                        check_finite(row, self.algo.networks(), self.actor.env_nonfinite,
+                                     (last_logged * per_iteration, it * per_iteration))  # fmt: skip
+                        row.update(logger.throughput(it * per_iteration, updates))
                         row["wall_seconds"] = now - start - eval_seconds
                         self.progress["wall_seconds"] = row["wall_seconds"]
                         if evaluate_now:
@@ -455,13 +282,12 @@ class Trainer:
                             eval_seconds += time.perf_counter() - now
                             if cfg.stop_at_return is not None and stats["return_mean"] >= cfg.stop_at_return:
                                 reached_target = True
-                        logger.log(it * per_iteration, row)
-                        last_return = row.get("episode_return", last_return)
+                        logger.log(it * per_iteration, updates, row, final=last)
                         if checkpoint_now:
-                            saved = self._save(run_dir, row)
-                        if bar is not None:
-                            bar.row(row["env_steps_per_s"], row["updates_per_s"], last_return, final=last)
-                        last_time, last_steps, last_updates = time.perf_counter(), it, updates
+                            ret = row.get("eval_return", row.get("episode_return", math.nan))
+                            saved = checkpointer.save_periodic(it * per_iteration, self.state_dict(), ret)
+                            self.progress["best_return"] = checkpointer.best_return
+                        last_logged = it
                     if interrupted:
                         signum = signals.received or signal.SIGTERM
                         raise TrainingInterrupted(signum, it * per_iteration, str(saved) if main else "")
@@ -473,11 +299,11 @@ class Trainer:
                 logger.close()
             raise
         finally:
-            self.runtime.close()
-            if bar is not None:
-                bar.close()
+            self.engine.close()
+            if logger is not None:
+                logger.close_bar()
         train_seconds = time.perf_counter() - start - eval_seconds
-        sched = self.scheduler
+        nets = self.algo.networks()
         summary = {
             "task": cfg.task,
             "algo": cfg.algo,
@@ -494,15 +320,15 @@ class Trainer:
             "train_seconds": train_seconds,
             "stopped_by_time_limit": stopped_early and not reached_target,
             "stopped_at_return": reached_target,
-            "critic_params": sum(p.numel() for p in self.critic.parameters()),
-            "actor_params": sum(p.numel() for p in self.policy.parameters()),
+            "critic_params": sum(p.numel() for p in nets["critic"].parameters()),
+            "actor_params": sum(p.numel() for p in nets["actor"].parameters()),
         }
         if signals.received is not None and self._end_signals.received is None:
             self._end_signals.received = signals.received  # arrived as the loop ended: not lost
         if not main:
             return summary
         try:  # final.pt first: the trained policy is on disk whatever happens during the evaluation
-            ckpt = save_checkpoint(run_dir / "checkpoints" / "final.pt", self.state_dict())
+            ckpt = checkpointer.save_final(self.state_dict())
             end = self._end_signals
             eval_stats = self.evaluate(should_stop=lambda: end.received is not None)
             if eval_stats is None or end.received is not None:
@@ -527,27 +353,9 @@ class Trainer:
 
 
 @torch.no_grad()
-def evaluate_policy(
-    policy: torch.nn.Module, env: VecEnv, seed: int | None = None, should_stop: Callable[[], bool] | None = None
-) -> dict[str, float] | None:
-    """Deterministic return of the first episode of every env (one host sync at the end). None when
-    ``should_stop()`` (a host-side flag, checked each env step) turned true before the episodes ended."""
-    spec = env.spec
-    obs = env.reset(seed=seed)["obs"]
-    total = torch.zeros(spec.num_envs, device=spec.device)
-    length = torch.zeros(spec.num_envs, device=spec.device)
-    running = torch.ones(spec.num_envs, dtype=torch.bool, device=spec.device)
-    for _ in range(spec.max_episode_steps):
-        if should_stop is not None and should_stop():
-            return None
-        out = env.step(policy(obs))
-        total += out["reward"] * running
-        length += running.float()
-        running &= ~(out["terminated"] | out["truncated"])
-        obs = out["obs"]
-    ret = total.cpu()
-    return {"return_mean": ret.mean().item(), "return_std": ret.std(unbiased=False).item(),
-            "length_mean": length.mean().item()}  # fmt: skip
+def evaluate_policy(policy: torch.nn.Module, env: VecEnv, seed: int | None = None) -> dict[str, float]:
+    """The evaluation protocol with one episode per env (``io.evaluation.evaluate_episodes``)."""
+    return evaluate_episodes(policy, env, env.spec.num_envs, seed=seed)
 
 
 def train(cfg: TrainConfig, make_env: EnvFactory) -> dict[str, Any]:

@@ -214,15 +214,14 @@ def _finite(text: str | None) -> bool:
 
 
 def critic_param_count_from_checkpoint(run_dir: str | Path) -> int:
-    """Learnable parameters of the critic ensemble, counted from the saved tensors (weights and biases; registered
-    buffers such as the C51 support are not parameters)."""
+    """Learnable parameters of the critic ensemble, as counted into the checkpoint (``param_counts``: parameters of
+    the algorithm's networks; registered buffers such as the C51 support are not parameters)."""
     from parallel_rl.io.checkpoint import load_checkpoint
 
     path = Path(run_dir) / "checkpoints" / "final.pt"
     if not path.is_file():
         raise RunTableError(f"{run_dir}: no checkpoints/final.pt to count critic parameters from; pass critic_params")
-    state = load_checkpoint(path)["critic"]  # restricted loader: no code runs from the file
-    return int(sum(t.numel() for name, t in state.items() if name.endswith((".weight", ".bias"))))
+    return int(load_checkpoint(path)["param_counts"]["critic"])  # restricted loader: no code runs
 
 
 def flops_constant_from_run_dir(run_dir: str | Path) -> float:
@@ -235,10 +234,9 @@ def flops_constant_from_run_dir(run_dir: str | Path) -> float:
     path, cfg_path = run_dir / "checkpoints" / "final.pt", run_dir / "config.json"
     if not path.is_file() or not cfg_path.is_file():
         raise RunTableError(f"{run_dir}: counting FLOPs needs checkpoints/final.pt and config.json")
-    ckpt = load_checkpoint(path)
-    count = lambda state: int(sum(t.numel() for n, t in state.items() if n.endswith((".weight", ".bias"))))  # noqa: E731
+    counts = load_checkpoint(path)["param_counts"]
     ratio = float(json.loads(cfg_path.read_text())["schedule"]["policy_ratio"])
-    return flops_per_param_sample(count(ckpt["critic"]), count(ckpt["actor"]), ratio)
+    return flops_per_param_sample(int(counts["critic"]), int(counts["actor"]), ratio)
 
 
 def write_run_dir_table(run_dir: str | Path, critic_params: int | None = None) -> Path:
