@@ -53,8 +53,6 @@ class EvaluateArgs:
 def main(args: list[str] | None = None) -> dict:
     import tasks
     from parallel_rl.config import ConfigError
-    from parallel_rl.io import write_json
-    from parallel_rl.io.evaluation import evaluate_checkpoint
 
     opts = tyro.cli(EvaluateArgs, args=sys.argv[1:] if args is None else args, description=EvaluateArgs.__doc__)
     for name in ("num_envs", "video_episodes", "width", "height"):
@@ -65,6 +63,9 @@ def main(args: list[str] | None = None) -> dict:
         if getattr(opts, name) is not None and getattr(opts, name) < 1:
             print(f"error: --{name.replace('_', '-')} must be >= 1, got {getattr(opts, name)}", file=sys.stderr)
             raise SystemExit(2)
+    from parallel_rl.io import write_json  # torch is imported from here on, after --help and the checks
+    from parallel_rl.io.evaluation import evaluate_checkpoint
+
     try:
         stats = evaluate_checkpoint(
             opts.checkpoint, tasks.make_env, num_envs=opts.num_envs, episodes=opts.episodes, seed=opts.seed,

@@ -33,12 +33,12 @@ class ExportArgs:
 
 
 def main(args: list[str] | None = None) -> dict:
-    from parallel_rl.io.export import ExportMismatch, export_checkpoint
-
     opts = tyro.cli(ExportArgs, args=sys.argv[1:] if args is None else args, description=ExportArgs.__doc__)
     if opts.num_probe < 8:
         print(f"error: --num-probe must be >= 8, got {opts.num_probe}", file=sys.stderr)
         raise SystemExit(2)
+    from parallel_rl.io.export import ExportMismatch, export_checkpoint  # imports torch: after --help and checks
+
     try:
         report = export_checkpoint(opts.checkpoint, opts.format, opts.out, atol=opts.atol, num_probe=opts.num_probe)
     except ExportMismatch as e:
