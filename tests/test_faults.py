@@ -509,3 +509,16 @@ def test_scaling_rejects_utd_zero_rows_and_binary_files_naming_them(tmp_path, ca
     with pytest.raises(SystemExit) as e:
         scaling(["fit", "--runs", str(binary), "--out", str(tmp_path / "f.json")])
     assert e.value.code == 2 and f"{binary}: not a text CSV" in one_error_line(capsys.readouterr().err)
+
+
+def test_temporary_files_of_a_killed_write_are_removed_at_the_next_start(tmp_path, capsys):
+    cfg = tiny_config(total_env_steps=4 * 20, checkpoint_every=4 * 10)
+    Trainer(cfg, tasks.env_factory("pendulum")).run(tmp_path)
+    stale = [tmp_path / "checkpoints" / ".step_000000000120.pt.k1.tmp", tmp_path / ".metrics.csv.k2.tmp"]
+    for path in stale:
+        path.write_bytes(b"cut off by SIGKILL")
+    Trainer(dataclasses.replace(cfg, total_env_steps=4 * 30, resume="latest"), tasks.env_factory("pendulum")).run(
+        tmp_path
+    )
+    assert "removed 2 temporary file(s) left by an interrupted write" in capsys.readouterr().err
+    assert not any(p.exists() for p in stale) and not list(tmp_path.rglob("*.tmp"))
