@@ -71,7 +71,7 @@ def survived(run: Path | None) -> str:
     tmp = list(run.rglob("*.tmp"))
     if tmp:
         parts.append(f"{len(tmp)} temporary file(s)")
-    return ", ".join(parts) or "an empty directory"
+    return ", ".join(parts) or "no checkpoint, metrics row or summary"
 
 
 def shown(err: str) -> str:
