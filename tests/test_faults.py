@@ -517,8 +517,7 @@ def test_temporary_files_of_a_killed_write_are_removed_at_the_next_start(tmp_pat
     stale = [tmp_path / "checkpoints" / ".step_000000000120.pt.k1.tmp", tmp_path / ".metrics.csv.k2.tmp"]
     for path in stale:
         path.write_bytes(b"cut off by SIGKILL")
-    Trainer(dataclasses.replace(cfg, total_env_steps=4 * 30, resume="latest"), tasks.env_factory("pendulum")).run(
-        tmp_path
-    )
+    resumed = dataclasses.replace(cfg, total_env_steps=4 * 30, resume="latest", run_dir=str(tmp_path))
+    Trainer(resumed, tasks.env_factory("pendulum")).run(tmp_path)
     assert "removed 2 temporary file(s) left by an interrupted write" in capsys.readouterr().err
     assert not any(p.exists() for p in stale) and not list(tmp_path.rglob("*.tmp"))
