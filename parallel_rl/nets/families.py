@@ -72,6 +72,32 @@ class NetSpec:
         return {"arch": self.arch, "width": self.width, "depth": self.depth, "act": self.act, "norm": self.norm}
 
 
+PUBLISHED_DEFAULTS: dict[str, dict[str, tuple[int, int]]] = {
+    "critic": {"bronet": (512, 2), "simbav2": (512, 2), "normed": (256, 2)},
+    "actor": {"bronet": (256, 1), "simbav2": (128, 1), "normed": (128, 2)},
+}
+"""(width, depth) of each family's critic and actor in the official code (BRO, SimbaV2, FlashSAC)."""
+
+
+def resolve_spec(
+    role: str, arch: str, width: int | None, depth: int | None, hidden: tuple[int, ...], act: str, norm: str
+) -> NetSpec | None:
+    """The ``NetSpec`` of ``--<role>-arch/-width/-depth``; None for the plain MLP given by ``hidden`` alone (the
+    historical path, whose parameters and checkpoints stay exactly as before)."""
+    if arch == "mlp":
+        if width is None and depth is None:
+            return None
+        return NetSpec("mlp", width or hidden[0], depth or len(hidden), act, norm)
+    default_width, default_depth = PUBLISHED_DEFAULTS[role][arch]
+    return NetSpec(arch, width or default_width, default_depth if depth is None else depth, act, norm)
+
+
+def uses_batch_statistics(module: nn.Module) -> bool:
+    """Whether ``module`` normalizes with batch statistics in training mode (then a critic should see the current
+    and next state-actions in one batch, as CrossQ and FlashSAC do)."""
+    return any(isinstance(m, EnsembleBatchNorm) for m in module.modules())
+
+
 def _orthogonal_(layer: EnsembleLinear, gain: float) -> EnsembleLinear:
     with torch.no_grad():
         for m in range(layer.weight.shape[0]):
