@@ -94,10 +94,10 @@ class VPL(FastTD3):
         with self.ctx.autocast():
             loss, metrics = self._critic_loss(self.critic, self.critic_target, self.policy_for_vlearner, self.beta,
                                               train, self.hp)  # fmt: skip
-        gradient_step(loss, self.critic_optimizer, self.critic_params, self.hp.max_grad_norm, self._sync("vlearner"))
-        with self.ctx.autocast():
+            # measured with the same critic and target that built this step's training target
             beta_loss = self._pessimism_loss(self.critic, self.critic_target, self.policy_for_vlearner, self.beta,
                                              val, self.hp)  # fmt: skip
+        gradient_step(loss, self.critic_optimizer, self.critic_params, self.hp.max_grad_norm, self._sync("vlearner"))
         gradient_step(beta_loss, self.beta_optimizer, [self.beta], 0.0)
         self.finish_critic_step()
         metrics["pessimism"] = self.beta.detach()
