@@ -65,3 +65,31 @@ def test_without_phases_the_schedule_is_unchanged():
     assert "stabilization_updates" not in plain.realised(1, 1)
     with pytest.raises(ValueError, match="stabilize_every >= 0"):
         RatioScheduler(utd=1, policy_ratio=1, stabilize_every=-1)
+
+
+def test_trainer_runs_the_configured_stabilization_updates_and_reports_sigma(tmp_path):
+    import csv
+
+    from parallel_rl.runtime import Trainer
+    from tasks import env_factory
+    from tests.conftest import tiny_config
+
+    cfg = tiny_config(total_env_steps=4 * 50, log_every=50, schedule={"utd": 0.5, "learning_starts": 2,
+                      "stabilize_every": 12, "stabilize_updates": 9})  # fmt: skip
+    trainer = Trainer(cfg, env_factory("pendulum"))
+    calls = []
+    update = trainer.vlearner.update
+    trainer.vlearner.update = lambda *a: (calls.append(trainer.scheduler.env_steps), update(*a))[1]
+    trainer.run(tmp_path)
+    sched = trainer.scheduler
+    learning = 50 - 2 + 1
+    assert sched.stabilization_updates == (learning // 12) * 9 == 36
+    assert sched.critic_updates == learning // 2 + 36 == len(calls)  # every update ran through the V-learner
+    assert sched.policy_updates == (learning // 2) // 2  # no policy update in a stabilization phase
+    phase_steps = [12 * k + 2 - 1 for k in (1, 2, 3, 4)]  # the env step at which each phase ran
+    assert all(calls.count(step) == 9 + (1 if (step - 1) % 2 == 0 else 0) for step in phase_steps)
+    with open(tmp_path / "metrics.csv") as f:
+        row = list(csv.DictReader(f))[-1]
+    assert float(row["sigma"]) == pytest.approx(sched.critic_updates / (50 * 4))
+    assert float(row["utd_realised"]) == pytest.approx(sched.critic_updates / learning)
+    assert float(row["stabilization_updates"]) == 36
