@@ -65,7 +65,7 @@ def _training_state(ckpt: dict) -> dict[str, torch.Tensor]:
 @pytest.mark.parametrize("algo", list(ALGORITHMS))
 def test_resume_after_sigkill_is_bit_identical(tmp_path, algo):
     total, every = 4 * 300, 4 * 120
-    run = ("--algo", algo, "--total-env-steps", str(total))
+    run = ("--algo", algo, "--total-env-steps", str(total), *(("--td-validation-envs", "1") if algo == "vpl" else ()))
     straight = _train(*run, "--run-dir", str(tmp_path / "a"))
     killed = _train(*run, "--checkpoint-every", str(every), "--run-dir", str(tmp_path / "b"))
     ckpt = _wait_for(lambda: next(iter(list_checkpoints(tmp_path / "b")), None), killed)
