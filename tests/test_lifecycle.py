@@ -62,10 +62,12 @@ def _training_state(ckpt: dict) -> dict[str, torch.Tensor]:
     return out
 
 
-@pytest.mark.parametrize("algo", list(ALGORITHMS))
+# DAC, DEA and VPL (issue 15) run the in-process twin of this test (tests/test_resets.py): three subprocesses per
+# algorithm cost ~30 CPU-s each.
+@pytest.mark.parametrize("algo", [a for a in ALGORITHMS if a not in ("dac", "dea", "vpl")])
 def test_resume_after_sigkill_is_bit_identical(tmp_path, algo):
     total, every = 4 * 300, 4 * 120
-    run = ("--algo", algo, "--total-env-steps", str(total), *(("--td-validation-envs", "1") if algo == "vpl" else ()))
+    run = ("--algo", algo, "--total-env-steps", str(total))
     straight = _train(*run, "--run-dir", str(tmp_path / "a"))
     killed = _train(*run, "--checkpoint-every", str(every), "--run-dir", str(tmp_path / "b"))
     ckpt = _wait_for(lambda: next(iter(list_checkpoints(tmp_path / "b")), None), killed)
