@@ -151,7 +151,8 @@ class DAC(FastTD3):
         gradient_step(loss_o, self.optimistic_optimizer, self.optimistic_params, hp.max_grad_norm,
                       self._sync("plearner"))  # fmt: skip
         loss_adj = adjustment_loss(self.adjustments, kl / u_c.shape[-1], hp.dac_kl_target)
-        gradient_step(loss_adj, self.adjustment_optimizer, list(self.adjustments.parameters()), 0.0)
+        gradient_step(loss_adj, self.adjustment_optimizer, list(self.adjustments.parameters()), 0.0,
+                      self._sync("plearner"))  # fmt: skip
         return TensorDict({"actor_loss": loss_c.detach(), "optimistic_loss": loss_o.detach(), "dac_kl": kl.detach(),
                            "optimism": optimism, "kl_weight": regularizer,
                            "action_abs": conservative.abs().mean()}).float()  # fmt: skip

@@ -89,7 +89,7 @@ class DEA(FastTD3):
             loss, kappa_loss, metrics = self._critic_loss(self.critic, self.critic_target, self.policy_for_vlearner,
                                                           self.kappa, batch, self.hp)  # fmt: skip
         gradient_step(loss, self.critic_optimizer, self.critic_params, self.hp.max_grad_norm, self._sync("vlearner"))
-        gradient_step(kappa_loss, self.kappa_optimizer, list(self.kappa.parameters()), 0.0)
+        gradient_step(kappa_loss, self.kappa_optimizer, list(self.kappa.parameters()), 0.0, self._sync("vlearner"))
         self.finish_critic_step()
         return metrics.float()
 

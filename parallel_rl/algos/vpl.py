@@ -98,7 +98,7 @@ class VPL(FastTD3):
             beta_loss = self._pessimism_loss(self.critic, self.critic_target, self.policy_for_vlearner, self.beta,
                                              val, self.hp)  # fmt: skip
         gradient_step(loss, self.critic_optimizer, self.critic_params, self.hp.max_grad_norm, self._sync("vlearner"))
-        gradient_step(beta_loss, self.beta_optimizer, [self.beta], 0.0)
+        gradient_step(beta_loss, self.beta_optimizer, [self.beta], 0.0, self._sync("vlearner"))
         self.finish_critic_step()
         metrics["pessimism"] = self.beta.detach()
         metrics["validation_target_error"] = beta_loss.detach()
