@@ -224,3 +224,20 @@ def test_spec_validation_names_the_choices():
     assert math.isclose(
         sum(p.numel() for p in build_ensemble_net(NetSpec("mlp", 8, 1), 2, 3, 1).parameters()), 2 * (3 * 8 + 8 + 8 + 1)
     )
+
+
+def test_checkpoint_rebuilds_a_family_actor(tmp_path):
+    """load_policy (what export and evaluation use) rebuilds the actor's family from the checkpoint alone."""
+    from parallel_rl.io import load_policy
+    from parallel_rl.runtime import Trainer
+    from tasks import env_factory
+    from tests.conftest import tiny_config
+
+    cfg = tiny_config(total_env_steps=4 * 20, agent={"actor_arch": "normed", "actor_width": 8, "actor_depth": 1})
+    trainer = Trainer(cfg, env_factory("pendulum"))
+    trainer.run(tmp_path)
+    policy = load_policy(tmp_path / "checkpoints" / "final.pt")
+    assert isinstance(policy.actor.net, EnsembleNormedNet)
+    obs = torch.randn(33, 3) * 2
+    with torch.no_grad():
+        torch.testing.assert_close(policy(obs), trainer.deployed_policy().cpu()(obs))
