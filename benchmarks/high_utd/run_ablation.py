@@ -109,9 +109,10 @@ def main() -> None:
     if args.resume and args.csv.exists():
         with open(args.csv) as f:
             done = {(r["task"], r["config"], int(r["utd"]), int(r["seed"])) for r in csv.DictReader(f)}
-    # Order: seed, then config (plain first), so a time limit cuts the least important runs.
-    jobs = [(t, c, u, s, args.num_envs, args.iterations, args.batch_size) for s in args.seeds for c in args.configs
-            for t in args.tasks for u in args.utds if (t, c, u, s) not in done]  # fmt: skip
+    # Order: seed, then UTD in the order given, then configuration, then task, so a time limit cuts whole UTDs or
+    # tasks last rather than configurations.
+    jobs = [(t, c, u, s, args.num_envs, args.iterations, args.batch_size) for s in args.seeds for u in args.utds
+            for c in args.configs for t in args.tasks if (t, c, u, s) not in done]  # fmt: skip
     new = not args.csv.exists() or not args.resume
     with open(args.csv, "w" if new else "a", newline="") as f:
         writer = csv.DictWriter(f, FIELDS)
