@@ -116,24 +116,12 @@ class Trainer:
         the algorithm's state and its networks' parameter counts."""
         spec, hp = self.env.spec, self.cfg.agent
         normalizer, policy = self.algo.deployed_modules()
+        arch = resolve_spec("actor", hp.actor_arch, hp.actor_width, hp.actor_depth, tuple(hp.actor_hidden),
+                            hp.activation, hp.normed_norm)  # fmt: skip
         return {
             "config": dataclasses.asdict(self.cfg),
             "policy_spec": policy_spec(
-                spec.obs_dim,
-                spec.act_dim,
-                hp.actor_hidden,
-                hp.activation,
-                spec.action_low,
-                spec.action_high,
-                arch=resolve_spec(
-                    "actor",
-                    hp.actor_arch,
-                    hp.actor_width,
-                    hp.actor_depth,
-                    tuple(hp.actor_hidden),
-                    hp.activation,
-                    hp.normed_norm,
-                ),
+                spec.obs_dim, spec.act_dim, hp.actor_hidden, hp.activation, spec.action_low, spec.action_high, arch
             ),  # fmt: skip
             "actor": policy.state_dict(),
             "normalizer": normalizer.state_dict(),
