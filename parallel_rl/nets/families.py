@@ -18,8 +18,9 @@ critic uses ``members`` = number of Q networks, an actor uses one member. Defaul
   input embedding, ``depth`` inverted residual blocks h + ReLU(N(W2 ReLU(N(W1 h)))) with expansion 4, a post
   RMSNorm and a linear head; all weights unit-norm per output unit (projected after each step) and normalization
   gains held at norm sqrt(d). N is batch norm (``norm="batch"``, FlashSAC), batch renormalization
-  (``"renorm"``, CrossQ/XQC) or RMS norm (``"rms"``, no batch statistics). Critic width 256, depth 2; actor
-  width 128, depth 2.
+  (``"renorm"``, CrossQ/XQC) or RMS norm (``"rms"``, no batch statistics; the input is then not normalized, since
+  an RMS norm of the raw (obs, action) vector would drop its magnitude). Critic width 256, depth 2; actor width
+  128, depth 2.
 
 All of it is CUDA-graph capturable (no host syncs, no value-dependent branches) and ONNX-exportable.
 """
@@ -239,7 +240,9 @@ class EnsembleNormedNet(nn.Module):
                  norm: str = "batch", expansion: int = 4):  # fmt: skip
         super().__init__()
         self.members = members
-        self.in_norm = _norm(norm, members, in_dim)
+        # Batch statistics standardize each input feature; an RMS norm would instead rescale the whole (obs, action)
+        # vector and lose its magnitude, so the RMS variant leaves the (already normalized) input as it is.
+        self.in_norm = nn.Identity() if norm == "rms" else _norm(norm, members, in_dim)
         self.embed = EnsembleUnitLinear(members, in_dim, width)
         self.blocks = nn.ModuleList(NormedBlock(members, width, norm, expansion) for _ in range(depth))
         self.post_norm = EnsembleRMSNorm(members, width, bounded=True)
