@@ -1,4 +1,4 @@
-"""Learning tests of issue 15 on pendulum, sized for the suite's time (each run ~10 CPU-seconds): a fixed, seeded
+"""Learning tests of issue 15 on pendulum, sized for the suite's time (each run ~16 CPU-seconds): a fixed, seeded
 budget of 8 envs x 375 vectorized steps (3000 transitions), 4 critic updates per step, batch 128, 64-64 networks.
 
 Pendulum-v1: a random or motionless policy scores about -1200 to -1400, a solved one about -150; plain FastTD3 at
