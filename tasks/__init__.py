@@ -40,7 +40,10 @@ _PQL = {"n_step": 3, "tau": 0.05, "target_noise": 0.0, "max_grad_norm": 0.5}
 def _cpu_presets(total_env_steps: int, agent: dict[str, Any]) -> dict[str, dict[str, dict[str, Any]]]:
     run = {"num_envs": 32, "total_env_steps": total_env_steps, "schedule": {"utd": 4, "policy_ratio": 0.5},
            "buffer": {"batch_size": 256}}  # fmt: skip
-    return {"fasttd3": {"default": {**run, "agent": agent}}, "pql": {"default": {**run, "agent": {**agent, **_PQL}}}}
+    fasttd3 = {"default": {**run, "agent": agent}}
+    # DAC, DEA and VPL are built on FastTD3 and start from its preset; VPL holds out 2 envs for its validation buffer.
+    return {"fasttd3": fasttd3, "pql": {"default": {**run, "agent": {**agent, **_PQL}}}, "dac": fasttd3,
+            "dea": fasttd3, "vpl": {"default": {**run, "agent": agent, "td_validation_envs": 2}}}  # fmt: skip
 
 
 TASKS: dict[str, TaskEntry] = {

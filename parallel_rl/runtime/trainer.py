@@ -23,7 +23,7 @@ from parallel_rl.io import load_checkpoint, open_run_logger, write_json
 from parallel_rl.io.checkpoint import Checkpointer, policy_spec, resolve_resume
 from parallel_rl.io.evaluation import Evaluator, evaluate_episodes
 from parallel_rl.io.logger import RunLogger
-from parallel_rl.nets import DeployedPolicy
+from parallel_rl.nets import DeployedPolicy, resolve_spec
 from parallel_rl.runtime import distributed
 from parallel_rl.runtime.accel import configure_backends
 from parallel_rl.runtime.distributed import DistContext
@@ -116,10 +116,12 @@ class Trainer:
         the algorithm's state and its networks' parameter counts."""
         spec, hp = self.env.spec, self.cfg.agent
         normalizer, policy = self.algo.deployed_modules()
+        arch = resolve_spec("actor", hp.actor_arch, hp.actor_width, hp.actor_depth, tuple(hp.actor_hidden),
+                            hp.activation, hp.normed_norm)  # fmt: skip
         return {
             "config": dataclasses.asdict(self.cfg),
             "policy_spec": policy_spec(
-                spec.obs_dim, spec.act_dim, hp.actor_hidden, hp.activation, spec.action_low, spec.action_high
+                spec.obs_dim, spec.act_dim, hp.actor_hidden, hp.activation, spec.action_low, spec.action_high, arch
             ),  # fmt: skip
             "actor": policy.state_dict(),
             "normalizer": normalizer.state_dict(),
