@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, get_args
 
-AlgoName = Literal["fasttd3", "pql"]
+AlgoName = Literal["fasttd3", "pql", "dac", "dea", "vpl"]
 """Values of ``--algo``: the keys of ``parallel_rl.algos.ALGORITHMS`` (a test keeps the two equal)."""
 ALGOS: tuple[str, ...] = get_args(AlgoName)
 
@@ -65,6 +65,52 @@ class AgentConfig:
     """Clip of the target policy smoothing noise."""
     normalize_obs: bool = True
     """Normalize observations with running statistics gathered from rollouts."""
+    critic_arch: Literal["mlp", "bronet", "simbav2", "normed"] = "mlp"
+    """Network family of each critic (``nets.families``): the plain MLP, BRO's BroNet (residual LayerNorm blocks),
+    SimbaV2 (hyperspherical normalization, weights projected to unit norm after each step) or the bounded-norm
+    FlashSAC/XQC family (batch/RMS normalization plus unit-norm weights; see --normed-norm)."""
+    critic_width: int | None = None
+    """Hidden width of the critic family (default: the MLP's --critic-hidden, else the family's published width:
+    bronet 512, simbav2 512, normed 256)."""
+    critic_depth: int | None = None
+    """Hidden layers (mlp) or residual blocks (families) of the critic (default: as --critic-hidden for mlp, else
+    bronet 2, simbav2 2, normed 2)."""
+    actor_arch: Literal["mlp", "bronet", "simbav2", "normed"] = "mlp"
+    """Network family of the actor (see --critic-arch); the deployed and exported policy uses it too."""
+    actor_width: int | None = None
+    """Hidden width of the actor family (default: --actor-hidden for mlp, else bronet 256, simbav2 128, normed
+    128)."""
+    actor_depth: int | None = None
+    """Hidden layers or residual blocks of the actor (default: as --actor-hidden for mlp, else bronet 1, simbav2 1,
+    normed 2)."""
+    normed_norm: Literal["batch", "renorm", "rms"] = "batch"
+    """Normalization of the 'normed' family: batch norm (FlashSAC), batch renormalization (CrossQ/XQC) or RMS norm
+    (no batch statistics)."""
+    dea_kappa_critic_init: float = -1.0
+    """DEA: initial critic-side coefficient of the target mean + kappa x disagreement (-1 = clipped double-Q for two
+    critics)."""
+    dea_kappa_actor_init: float = 0.0
+    """DEA: initial actor-side coefficient of the policy objective mean + kappa x disagreement."""
+    dea_lr: float = 3e-4
+    """DEA: Adam learning rate of the two directional coefficients."""
+    vpl_beta_init: float = 1.0
+    """VPL: initial pessimism of the target mean - beta x disagreement (1 = clipped double-Q for two critics)."""
+    vpl_lr: float = 3e-4
+    """VPL: Adam learning rate of the pessimism, fitted on validation batches (--td-validation-envs)."""
+    dac_pessimism: float = 1.0
+    """DAC: beta_lb of the conservative actor's lower bound mean - beta_lb x disagreement."""
+    dac_kl_target: float = 0.05
+    """DAC: KL per action dimension between the optimistic and conservative policies that the adjustments track."""
+    dac_optimism_init: float = 1.0
+    """DAC: initial optimism beta_ub of the optimistic actor's upper bound mean + beta_ub x disagreement."""
+    dac_regularizer_init: float = 0.25
+    """DAC: initial weight of the KL penalty of the optimistic actor."""
+    dac_adjustment_lr: float = 3e-5
+    """DAC: Adam learning rate (beta1 0.5) of the optimism and the KL weight."""
+    dac_std_multiplier: float = 0.75
+    """DAC: exploration noise of the optimistic actor = FastTD3's per-env std x this."""
+    dac_shift_init_scale: float = 0.01
+    """DAC: scale of the optimistic actor's initial output layer (it starts close to the conservative actor)."""
 
 
 @dataclass(frozen=True)
@@ -81,6 +127,20 @@ class ScheduleConfig:
     """P-learner updates between copies of the policy to the actor and the V-learner."""
     critic_publish_interval: int = 1
     """V-learner updates between copies of the critic to the P-learner."""
+    stabilize_every: int = 0
+    """SPEQ: learning env steps between offline stabilization phases (0: none). A phase runs --stabilize-updates
+    critic-only updates on the buffer with no env step; they count in the realised UTD and sigma. SPEQ's published
+    schedule is UTD 1 online and 75,000 updates every 10,000 single-env steps. Sequential mode only."""
+    stabilize_updates: int = 0
+    """SPEQ: critic updates per stabilization phase."""
+    reset_every: int = 0
+    """Reset the networks every this many vectorized env steps (0: never): parameters re-initialized (or shrunk and
+    perturbed, --reset-shrink) and their optimizer state zeroed; buffer, normalizers and counters are kept.
+    Sequential mode only."""
+    reset_layers: Literal["all", "last"] = "all"
+    """Which layers a reset touches: all of every network, or only each network's output layer."""
+    reset_shrink: float = 0.0
+    """Shrink-and-perturb factor: reset parameters = shrink x current + (1 - shrink) x fresh (0: full reset)."""
     mode: Literal["sequential", "pipelined", "free"] = "sequential"
     """How the actor, V-learner and P-learner are interleaved. 'sequential': the reference order, one after the
     other. 'pipelined': each iteration the learners train on data up to env step t-1 and on parameters published
@@ -278,6 +338,25 @@ def validate(cfg: TrainConfig) -> None:
     if s.mode == "free" and 0 < s.free_bound < max(math.ceil(s.utd), math.ceil(s.policy_ratio)):
         bad("free_bound", f"{s.free_bound} is below one step's worth of updates: use >= "
                           f"{max(math.ceil(s.utd), math.ceil(s.policy_ratio))} or 0 for automatic")  # fmt: skip
+    if s.stabilize_every < 0 or s.stabilize_updates < 0 or (s.stabilize_every > 0) != (s.stabilize_updates > 0):
+        bad("stabilize_every", f"SPEQ phases need both --stabilize-every and --stabilize-updates > 0 (or both 0), "
+                               f"got {s.stabilize_every} and {s.stabilize_updates}")  # fmt: skip
+    if s.reset_every < 0:
+        bad("reset_every", f"must be >= 0 vectorized env steps (0 = never), got {s.reset_every}")
+    if not 0.0 <= s.reset_shrink < 1.0:
+        bad("reset_shrink", f"must be in [0, 1) (0 = full reset), got {s.reset_shrink}")
+    if (s.stabilize_every > 0 or s.reset_every > 0) and s.mode != "sequential":
+        bad("mode", "SPEQ stabilization phases and resets run in --mode sequential only")
+    if cfg.algo in ("dac", "dea", "vpl") and a.num_critics < 2:
+        bad("num_critics", f"{cfg.algo} aggregates an ensemble's disagreement: needs >= 2 critics")
+    if cfg.algo == "vpl" and cfg.td_validation_envs < 1:
+        bad("td_validation_envs", "vpl fits its pessimism on the validation buffer: needs >= 1 held-out env")
+    for side in ("critic", "actor"):
+        width, depth = getattr(a, f"{side}_width"), getattr(a, f"{side}_depth")
+        if width is not None and width < 1:
+            bad(f"{side}_width", f"must be >= 1, got {width}")
+        if depth is not None and depth < (1 if getattr(a, f"{side}_arch") == "mlp" else 0):
+            bad(f"{side}_depth", f"must be >= 1 for mlp (hidden layers), >= 0 for a family (blocks), got {depth}")
     if cfg.speed.cuda_graphs and cfg.speed.compile:
         bad("cuda_graphs", "choose one of --cuda-graphs and --compile (compiled code is not captured here)")
     if cfg.speed.cuda_graphs and cfg.device == "cpu":

@@ -40,7 +40,9 @@ def _worker(rank: int, world: int, port: int, out_dir: str, mode: str, algo: str
     torch.distributed.destroy_process_group()
 
 
-@pytest.mark.parametrize("algo", list(ALGORITHMS))
+# DAC, DEA and VPL (issue 15) are left out for the suite's time budget (two spawned ranks per case); they all-reduce
+# their extra scalars' gradients like the networks', checked by hand with this test when they were added.
+@pytest.mark.parametrize("algo", [a for a in ALGORITHMS if a not in ("dac", "dea", "vpl")])
 @pytest.mark.parametrize("mode", ["sequential", "pipelined"])
 def test_two_ranks_stay_identical_and_double_the_data(tmp_path, mode, algo):
     mp.start_processes(_worker, args=(2, _free_port(), str(tmp_path), mode, algo), nprocs=2, start_method="spawn")

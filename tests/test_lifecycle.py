@@ -62,7 +62,9 @@ def _training_state(ckpt: dict) -> dict[str, torch.Tensor]:
     return out
 
 
-@pytest.mark.parametrize("algo", list(ALGORITHMS))
+# DAC, DEA and VPL (issue 15) run the in-process twin of this test (tests/test_resets.py): three subprocesses per
+# algorithm cost ~30 CPU-s each.
+@pytest.mark.parametrize("algo", [a for a in ALGORITHMS if a not in ("dac", "dea", "vpl")])
 def test_resume_after_sigkill_is_bit_identical(tmp_path, algo):
     total, every = 4 * 300, 4 * 120
     run = ("--algo", algo, "--total-env-steps", str(total))

@@ -50,11 +50,15 @@ def run_pipelined(serial: bool, env_factory, **overrides) -> Trainer:
     return trainer
 
 
-@pytest.mark.parametrize("algo", list(ALGORITHMS))
+# DAC and DEA (issue 15) are left out for the suite's time budget: their extra replicas travel through the same
+# channels (checked once with this test when they were added); VPL stays, its validation views are its own runtime path.
+@pytest.mark.parametrize("algo", [a for a in ALGORITHMS if a not in ("dac", "dea")])
 def test_pipelined_concurrent_equals_serial_reference_bit_for_bit(algo):
     # A small buffer (30 rows per env) wraps many times, so the reserved rows matter; n-step 3 and an asymmetric
     # critic exercise every published input.
     kw = {"algo": algo, "total_env_steps": 4 * 120, "buffer": {"buffer_size": 4 * 30}, "agent": {"n_step": 3}}
+    if algo == "vpl":  # fits its pessimism on a held-out env's buffer
+        kw["td_validation_envs"] = 1
     serial = run_pipelined(True, PendulumWithPrivilegedCritic, **kw)
     concurrent = run_pipelined(False, PendulumWithPrivilegedCritic, **kw)
     assert concurrent.runtime.pool is not None and serial.runtime.pool is None  # really ran in threads

@@ -7,12 +7,18 @@ Adding an algorithm: its file under ``parallel_rl/algos``, one line in ``ALGORIT
 from __future__ import annotations
 
 from parallel_rl.algos.base import Algorithm, Context, Role, Shared
+from parallel_rl.algos.dac import DAC
+from parallel_rl.algos.dea import DEA
 from parallel_rl.algos.fasttd3 import FastTD3
 from parallel_rl.algos.pql import PQL
+from parallel_rl.algos.vpl import VPL
 
 ALGORITHMS: dict[str, type[Algorithm]] = {
     FastTD3.name: FastTD3,
     PQL.name: PQL,
+    DAC.name: DAC,
+    DEA.name: DEA,
+    VPL.name: VPL,
 }
 
 
@@ -23,4 +29,5 @@ def get_algorithm(name: str) -> type[Algorithm]:
         raise ValueError(f"unknown algorithm {name!r}; valid: {', '.join(ALGORITHMS)}") from None
 
 
-__all__ = ["ALGORITHMS", "Algorithm", "Context", "FastTD3", "PQL", "Role", "Shared", "get_algorithm"]
+__all__ = ["ALGORITHMS", "DAC", "DEA", "VPL", "Algorithm", "Context", "FastTD3", "PQL", "Role", "Shared",
+           "get_algorithm"]  # fmt: skip

@@ -12,7 +12,16 @@ from tensordict import TensorDict
 from torch import nn
 
 from parallel_rl.algos.base import Algorithm, Context, Role, Shared
-from parallel_rl.nets import Actor, EnsembleCritic, RunningNorm
+from parallel_rl.algos.resets import selected_parameters, shrink_and_perturb_, zero_optimizer_state_
+from parallel_rl.nets import (
+    Actor,
+    EnsembleCritic,
+    RunningNorm,
+    has_projection,
+    project_weights_,
+    resolve_spec,
+    uses_batch_statistics,
+)
 
 if TYPE_CHECKING:
     from parallel_rl.config import AgentConfig
@@ -82,6 +91,28 @@ def soft_update(target: nn.Module, source: nn.Module, tau: float) -> None:
     torch._foreach_lerp_(tgt, src, tau)
 
 
+def critic_outputs(
+    critic: EnsembleCritic,
+    critic_target: EnsembleCritic,
+    obs: torch.Tensor,
+    action: torch.Tensor,
+    next_obs: torch.Tensor,
+    next_action: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(critic output at (s, a), target output at (s', a')), each [members, B, atoms]. A critic normalized by batch
+    statistics sees [s; s'] in one forward pass (CrossQ; FlashSAC does so for its target too), so both halves share
+    the same statistics; other critics take the two batches separately."""
+    if not uses_batch_statistics(critic):
+        with torch.no_grad():
+            target_out = critic_target(next_obs, next_action)
+        return critic(obs, action), target_out
+    n = obs.shape[0]
+    both_obs, both_action = torch.cat([obs, next_obs]), torch.cat([action, next_action])
+    with torch.no_grad():
+        target_out = critic_target(both_obs, both_action)[:, n:]
+    return critic(both_obs, both_action)[:, :n], target_out
+
+
 def td3_critic_loss(critic: EnsembleCritic, critic_target: EnsembleCritic, actor: nn.Module, batch, hp):
     """TD3-family critic loss: target action from the current actor (no actor target) with clipped smoothing noise
     of std ``hp.target_noise``, clipped double-Q target, n-step reward/discount from the batch. Returns (loss,
@@ -90,8 +121,7 @@ def td3_critic_loss(critic: EnsembleCritic, critic_target: EnsembleCritic, actor
     next_critic_obs = batch.get("next_critic_obs", batch["next_obs"])
     with torch.no_grad():
         next_action = smoothed_action(actor(batch["next_obs"]), hp.target_noise, hp.target_noise_clip)
-        target_out = critic_target(next_critic_obs, next_action)
-    out = critic(critic_obs, batch["action"])
+    out, target_out = critic_outputs(critic, critic_target, critic_obs, batch["action"], next_critic_obs, next_action)
     loss = td_loss(critic, out, target_out, batch)
     with torch.no_grad():
         q = critic.q_values(out)
@@ -155,17 +185,18 @@ class TD3Family(Algorithm):
         self.hp, self.ctx, self.device = hp, ctx, dev
         self.normalizer = RunningNorm(spec.obs_dim).to(dev)
         self.critic_normalizer = None if spec.critic_obs_dim is None else RunningNorm(spec.critic_obs_dim).to(dev)
-        self.policy = Actor(spec.obs_dim, spec.act_dim, hp.actor_hidden, hp.activation).to(dev)
-        critic_in = spec.critic_obs_dim or spec.obs_dim
-        self.critic = EnsembleCritic(
-            critic_in, spec.act_dim, hp.critic_hidden, hp.num_atoms, hp.v_min, hp.v_max, hp.num_critics, hp.activation
-        ).to(dev)
+        self.policy = self.build_policy().to(dev)
+        self.critic = self.build_critic().to(dev)
         self.critic_target = replica(self.critic)
         # Replicas: the actor acts with its copy of the policy, the V-learner computes target actions with its copy,
         # the P-learner differentiates through its copy of the critic; learners normalize with copies of the
         # actor's normalizers.
         self.policy_for_actor, self.policy_for_vlearner = replica(self.policy), replica(self.policy)
         self.critic_for_plearner = replica(self.critic)
+        # Replicas only evaluate: batch-normalized families use their running statistics there (FlashSAC's
+        # training=False), while the trained networks (and the critic target, see ``critic_outputs``) use the batch.
+        for frozen in (self.policy_for_actor, self.policy_for_vlearner, self.critic_for_plearner):
+            frozen.eval()
         self.norm_for_vlearner, self.norm_for_plearner = replica(self.normalizer), replica(self.normalizer)
         self.cnorm_for_vlearner = self.cnorm_for_plearner = None
         if self.critic_normalizer is not None:
@@ -182,6 +213,52 @@ class TD3Family(Algorithm):
         self._act = ctx.graph(self._act_step)
         self._critic_loss = ctx.compile(td3_critic_loss)
         self._actor_loss = ctx.compile(self.actor_loss)
+
+    # ---- networks (``--critic-arch``/``--actor-arch``: ``nets.families``) --------------------------------------------
+    def build_policy(self) -> Actor:
+        hp, spec = self.hp, self.ctx.spec
+        arch = resolve_spec("actor", hp.actor_arch, hp.actor_width, hp.actor_depth, tuple(hp.actor_hidden),
+                            hp.activation, hp.normed_norm)  # fmt: skip
+        return Actor(spec.obs_dim, spec.act_dim, hp.actor_hidden, hp.activation, spec=arch)
+
+    def build_critic(self) -> EnsembleCritic:
+        hp, spec = self.hp, self.ctx.spec
+        arch = resolve_spec("critic", hp.critic_arch, hp.critic_width, hp.critic_depth, tuple(hp.critic_hidden),
+                            hp.activation, hp.normed_norm)  # fmt: skip
+        return EnsembleCritic(spec.critic_obs_dim or spec.obs_dim, spec.act_dim, hp.critic_hidden, hp.num_atoms,
+                              hp.v_min, hp.v_max, hp.num_critics, hp.activation, spec=arch)  # fmt: skip
+
+    def finish_critic_step(self) -> None:
+        """After a critic optimizer step: weight-norm projection (SimbaV2, normed), soft target update, and the
+        projection of the target (an average of unit vectors is shorter than one)."""
+        if has_projection(self.critic):
+            project_weights_(self.critic)
+        soft_update(self.critic_target, self.critic, self.hp.tau)
+        if has_projection(self.critic_target):
+            project_weights_(self.critic_target)
+
+    def finish_actor_step(self) -> None:
+        if has_projection(self.policy):
+            project_weights_(self.policy)
+
+    # ---- resets (``--reset-every``; the runtime decides when) -------------------------------------------------------
+    def reset_groups(self) -> list[tuple[nn.Module, nn.Module, torch.optim.Optimizer, list[nn.Module]]]:
+        """(network, freshly initialized twin, its optimizer, targets that follow it) for every trained network."""
+        fresh_policy, fresh_critic = self.build_policy().to(self.device), self.build_critic().to(self.device)
+        return [(self.policy, fresh_policy, self.actor_optimizer, []),
+                (self.critic, fresh_critic, self.critic_optimizer, [self.critic_target])]  # fmt: skip
+
+    def reset_networks(self, layers: str = "all", shrink: float = 0.0) -> None:
+        """Re-initialize (``shrink`` = 0) or shrink-and-perturb every network's ``layers`` and zero their optimizer
+        state; targets get the same treatment with the same fresh weights. Normalizers, exploration state and
+        anything the runtime owns (buffer, counters) are untouched. The runtime republishes the replicas."""
+        for net, fresh, optimizer, targets in self.reset_groups():
+            names = selected_parameters(net, "net", layers)
+            shrink_and_perturb_(net, fresh, shrink, names)
+            params = dict(net.named_parameters())
+            zero_optimizer_state_(optimizer, [params[n] for n in sorted(names)])
+            for target in targets:
+                shrink_and_perturb_(target, fresh, shrink, names)
 
     # ---- what subclasses define ---------------------------------------------------------------------------------
     def initial_noise_std(self, num_envs: int) -> torch.Tensor:
@@ -250,7 +327,7 @@ class TD3Family(Algorithm):
         with self.ctx.autocast():
             loss, metrics = self._critic_loss(self.critic, self.critic_target, self.policy_for_vlearner, batch, self.hp)
         gradient_step(loss, self.critic_optimizer, self.critic_params, self.hp.max_grad_norm, self._sync("vlearner"))
-        soft_update(self.critic_target, self.critic, self.hp.tau)
+        self.finish_critic_step()
         return metrics.float()
 
     def update_actor(self, batch: TensorDict) -> TensorDict:
@@ -258,6 +335,7 @@ class TD3Family(Algorithm):
         with self.ctx.autocast():
             loss, metrics = self._actor_loss(self.policy, self.critic_for_plearner, batch)
         gradient_step(loss, self.actor_optimizer, self.actor_params, self.hp.max_grad_norm, self._sync("plearner"))
+        self.finish_actor_step()
         return metrics.float()
 
     @torch.no_grad()

@@ -12,7 +12,7 @@ from typing import Any
 import torch
 
 from parallel_rl.io.files import atomic_copy, temp_path_for
-from parallel_rl.nets import Actor, DeployedPolicy, RunningNorm
+from parallel_rl.nets import Actor, DeployedPolicy, NetSpec, RunningNorm
 
 SCHEMA_VERSION = 2
 """2: full training state (optimizers, RNGs, channels, actor, optional buffer) beside the policy."""
@@ -188,11 +188,21 @@ class Checkpointer:
 
 
 def policy_spec(
-    obs_dim: int, act_dim: int, hidden: tuple[int, ...], activation: str, low: tuple, high: tuple
+    obs_dim: int,
+    act_dim: int,
+    hidden: tuple[int, ...],
+    activation: str,
+    low: tuple,
+    high: tuple,
+    arch: NetSpec | None = None,
 ) -> dict[str, Any]:
-    """Everything needed to rebuild the deployed policy, stored beside its weights."""
-    return {"obs_dim": obs_dim, "act_dim": act_dim, "hidden": list(hidden), "activation": activation,
+    """Everything needed to rebuild the deployed policy, stored beside its weights. ``arch``: the actor's network
+    family (``--actor-arch``), absent for the plain MLP of ``hidden``."""
+    spec = {"obs_dim": obs_dim, "act_dim": act_dim, "hidden": list(hidden), "activation": activation,
             "action_low": list(low), "action_high": list(high)}  # fmt: skip
+    if arch is not None:
+        spec["arch"] = arch.as_dict()
+    return spec
 
 
 def load_policy(checkpoint_path: str | Path, device: str | torch.device = "cpu") -> DeployedPolicy:
@@ -202,7 +212,8 @@ def load_policy(checkpoint_path: str | Path, device: str | torch.device = "cpu")
     """
     ckpt = load_checkpoint(checkpoint_path, map_location=device, require=POLICY_FIELDS)
     spec = ckpt["policy_spec"]
-    actor = Actor(spec["obs_dim"], spec["act_dim"], tuple(spec["hidden"]), spec["activation"])
+    arch = NetSpec(**spec["arch"]) if spec.get("arch") else None
+    actor = Actor(spec["obs_dim"], spec["act_dim"], tuple(spec["hidden"]), spec["activation"], spec=arch)
     actor.load_state_dict(ckpt["actor"])
     norm = RunningNorm(spec["obs_dim"])
     norm.load_state_dict(ckpt["normalizer"])

@@ -2,7 +2,24 @@
 
 from parallel_rl.nets.actor import Actor, DeployedPolicy
 from parallel_rl.nets.critic import EnsembleCritic
+from parallel_rl.nets.families import ARCHS, NetSpec, build_ensemble_net, resolve_spec, uses_batch_statistics
 from parallel_rl.nets.mlp import EnsembleLinear, ensemble_mlp, mlp
 from parallel_rl.nets.normalizer import RunningNorm
+from parallel_rl.nets.norms import has_projection, project_weights_
 
-__all__ = ["Actor", "DeployedPolicy", "EnsembleCritic", "EnsembleLinear", "RunningNorm", "ensemble_mlp", "mlp"]
+__all__ = [
+    "ARCHS",
+    "Actor",
+    "DeployedPolicy",
+    "EnsembleCritic",
+    "EnsembleLinear",
+    "NetSpec",
+    "RunningNorm",
+    "build_ensemble_net",
+    "ensemble_mlp",
+    "has_projection",
+    "mlp",
+    "project_weights_",
+    "resolve_spec",
+    "uses_batch_statistics",
+]

@@ -7,19 +7,37 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from parallel_rl.nets.families import NetSpec, build_ensemble_net
 from parallel_rl.nets.mlp import mlp
 from parallel_rl.nets.normalizer import RunningNorm
 
 
 class Actor(nn.Module):
-    """obs (already normalized) -> action in [-1, 1]^act_dim."""
+    """obs (already normalized) -> action in [-1, 1]^act_dim.
 
-    def __init__(self, obs_dim: int, act_dim: int, hidden: Sequence[int] = (256, 256), act: str = "relu") -> None:
+    ``spec`` (``nets.families.NetSpec``) selects a network family other than the plain MLP of ``hidden``; such a
+    trunk is a one-member ensemble whose member dimension is dropped here."""
+
+    def __init__(
+        self,
+        obs_dim: int,
+        act_dim: int,
+        hidden: Sequence[int] = (256, 256),
+        act: str = "relu",
+        spec: NetSpec | None = None,
+    ) -> None:
         super().__init__()
-        self.net = mlp(obs_dim, hidden, act_dim, act)
+        self.ensemble_trunk = spec is not None and spec.arch != "mlp"
+        if self.ensemble_trunk:
+            self.net = build_ensemble_net(spec, 1, obs_dim, act_dim)
+        else:
+            self.net = mlp(obs_dim, [spec.width] * spec.depth if spec else hidden, act_dim, spec.act if spec else act)
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
-        return torch.tanh(self.net(obs).float())  # float32 out even under bf16 autocast
+        out = self.net(obs)
+        if self.ensemble_trunk:
+            out = out.squeeze(0)
+        return torch.tanh(out.float())  # float32 out even under bf16 autocast
 
 
 class DeployedPolicy(nn.Module):

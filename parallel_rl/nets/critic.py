@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from parallel_rl.nets.families import NetSpec, build_ensemble_net
 from parallel_rl.nets.mlp import ensemble_mlp
 
 
@@ -14,7 +15,8 @@ class EnsembleCritic(nn.Module):
     """(obs, action) -> per-member output [members, batch, num_atoms].
 
     With ``num_atoms > 1`` the outputs are logits over a fixed support ``linspace(v_min, v_max, num_atoms)`` (C51);
-    with ``num_atoms == 1`` they are scalar Q values.
+    with ``num_atoms == 1`` they are scalar Q values. ``spec`` (``nets.families.NetSpec``) selects the network
+    family; without it the members are plain MLPs of ``hidden``.
     """
 
     def __init__(
@@ -27,6 +29,7 @@ class EnsembleCritic(nn.Module):
         v_max: float = 10.0,
         members: int = 2,
         act: str = "relu",
+        spec: NetSpec | None = None,
     ) -> None:
         super().__init__()
         if num_atoms < 1:
@@ -34,7 +37,10 @@ class EnsembleCritic(nn.Module):
         if num_atoms > 1 and not v_min < v_max:
             raise ValueError(f"need v_min < v_max for a distributional critic, got [{v_min}, {v_max}]")
         self.num_atoms, self.members = num_atoms, members
-        self.net = ensemble_mlp(members, obs_dim + act_dim, hidden, num_atoms, act)
+        if spec is None:
+            self.net = ensemble_mlp(members, obs_dim + act_dim, hidden, num_atoms, act)
+        else:
+            self.net = build_ensemble_net(spec, members, obs_dim + act_dim, num_atoms)
         self.register_buffer("support", torch.linspace(v_min, v_max, num_atoms) if num_atoms > 1 else torch.zeros(1))
 
     @property

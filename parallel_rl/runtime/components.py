@@ -234,9 +234,25 @@ class VLearner(Learner):
     """Critic updates (``algo.update_critic``) from replay batches."""
 
     def __init__(self, algo: Algorithm, buffer: ReplayBuffer, batch_size: int, lane: Lane, seed: int,
-                 speed: SpeedConfig) -> None:  # fmt: skip
+                 speed: SpeedConfig, val_buffer: ReplayBuffer | None = None) -> None:  # fmt: skip
         super().__init__(algo.update_critic, buffer, batch_size, lane, seed, speed)
         self.last_batch: TensorDict | None = None
+        # Algorithms that fit something on held-out data (VPL) get a validation batch beside each training batch.
+        self.val_buffer = val_buffer if getattr(algo, "needs_validation_batch", False) else None
+        self.val_view: Channel | None = None
+
+    def use_validation_view(self, view: Channel) -> None:
+        """Sample validation batches from the views published through ``view`` (concurrent modes)."""
+        self.val_view = view
+        self.inputs.append(view)
+
+    def sample(self, generator: torch.Generator | None = None) -> TensorDict:
+        batch = super().sample(generator)
+        if self.val_buffer is not None:
+            gen = self.generator if generator is None else generator
+            view = None if self.val_view is None else self.val_view.local
+            batch["validation"] = self.val_buffer.sample(self.batch_size, gen, view, self.reserve)
+        return batch
 
     def update(self, batch: TensorDict | None = None) -> TensorDict:
         self.last_batch = super().update(batch)

@@ -115,8 +115,16 @@ class Engine:
 
     # ---- the schedule -----------------------------------------------------------------------------------------
     def iteration(self) -> None:
-        """One vectorized env step and the learner work the mode runs with it (see ``runtime.modes``)."""
+        """One vectorized env step and the learner work the mode runs with it (see ``runtime.modes``), then a network
+        reset when one is due (``--reset-every``)."""
         self.mode.iteration()
+        s = self.cfg.schedule
+        if s.reset_every > 0 and self.scheduler.env_steps % s.reset_every == 0:
+            self.mode.quiesce()
+            self.algo.reset_networks(s.reset_layers, s.reset_shrink)
+            for channel in self.channels:  # every replica sees the reset networks before the next step
+                channel.publish()
+                channel.pull()
 
     def finish(self) -> None:
         """Let the learners complete the updates due for the env steps taken (pipelined and free modes lag)."""
@@ -142,6 +150,8 @@ class Engine:
     def metrics(self) -> dict[str, float]:
         world = self.dist.world_size  # an update of every rank uses world x batch_size samples
         out = self.scheduler.realised(self.cfg.num_envs * world, self.cfg.buffer.batch_size * world)
+        if self.cfg.schedule.reset_every > 0:  # resets so far (a function of the env steps: resumes agree)
+            out["resets"] = float(self.scheduler.env_steps // self.cfg.schedule.reset_every)
         out.update(self.actor.pop_episode_stats())
         out.update(self.vlearner.metrics.pop())
         out.update(self.plearner.metrics.pop())
@@ -234,7 +244,7 @@ def build_engine(cfg: TrainConfig, make_env: EnvFactory, device: torch.device, d
     lanes = {role: Lane(device, role, concurrent) for role in ROLES}
     actor = ActorComponent(env, algo, buffer, rank_seed, lanes["actor"], val_buffer=val_buffer)
     bs = cfg.buffer.batch_size
-    vlearner = VLearner(algo, buffer, bs, lanes["vlearner"], rank_seed + 3, cfg.speed)
+    vlearner = VLearner(algo, buffer, bs, lanes["vlearner"], rank_seed + 3, cfg.speed, val_buffer=val_buffer)
     plearner = PLearner(algo, buffer, bs, lanes["plearner"], rank_seed + 4, cfg.speed)
     components = {"actor": actor, "vlearner": vlearner, "plearner": plearner}
     publishes: dict[str, list[Channel]] = {role: [] for role in ROLES}
@@ -259,7 +269,12 @@ def build_engine(cfg: TrainConfig, make_env: EnvFactory, device: torch.device, d
             view = Channel(buffer.view_source(), lanes["actor"], learner.lane, deferred=deferred)
             learner.use_view(view, reserve)
             publishes["actor"].append(view)
-    scheduler = RatioScheduler(s.utd, s.policy_ratio, s.learning_starts)
+        if vlearner.val_buffer is not None:  # VPL's validation batches, from published views too
+            view = Channel(val_buffer.view_source(), lanes["actor"], vlearner.lane, deferred=deferred)
+            vlearner.use_validation_view(view)
+            publishes["actor"].append(view)
+    scheduler = RatioScheduler(s.utd, s.policy_ratio, s.learning_starts, stabilize_every=s.stabilize_every,
+                               stabilize_updates=s.stabilize_updates)  # fmt: skip
     return Engine(cfg, env, algo, buffer, val_buffer, actor, vlearner, plearner, publishes, scheduler, dist,
                   diag_seed=rank_seed + 6)  # fmt: skip
 

@@ -91,6 +91,11 @@ class SequentialMode:
                 sched.on_policy_update()
                 if sched.policy_updates % s.policy_publish_interval == 0:
                     _publish(t, "plearner")
+        for _ in range(sched.stabilization_due()):  # SPEQ: critic-only updates, no env step, no policy update
+            t.vlearner.update()
+            sched.on_stabilization_update()
+            if sched.critic_updates % s.critic_publish_interval == 0:
+                _publish(t, "vlearner")
 
     def finish(self) -> None:
         pass

@@ -31,7 +31,7 @@ from parallel_rl.io.checkpoint import TRAINING_FIELDS, Checkpointer, policy_spec
 from parallel_rl.io.evaluation import Evaluator, evaluate_episodes
 from parallel_rl.io.files import open_run_dir, truncate_logs
 from parallel_rl.io.logger import RunLogger
-from parallel_rl.nets import DeployedPolicy
+from parallel_rl.nets import DeployedPolicy, resolve_spec
 from parallel_rl.runtime import distributed
 from parallel_rl.runtime.accel import configure_backends
 from parallel_rl.runtime.distributed import DistContext
@@ -130,10 +130,12 @@ class Trainer:
         the algorithm's state and its networks' parameter counts."""
         spec, hp = self.env.spec, self.cfg.agent
         normalizer, policy = self.algo.deployed_modules()
+        arch = resolve_spec("actor", hp.actor_arch, hp.actor_width, hp.actor_depth, tuple(hp.actor_hidden),
+                            hp.activation, hp.normed_norm)  # fmt: skip
         return {
             "config": dataclasses.asdict(self.cfg),
             "policy_spec": policy_spec(
-                spec.obs_dim, spec.act_dim, hp.actor_hidden, hp.activation, spec.action_low, spec.action_high
+                spec.obs_dim, spec.act_dim, hp.actor_hidden, hp.activation, spec.action_low, spec.action_high, arch
             ),  # fmt: skip
             "actor": policy.state_dict(),
             "normalizer": normalizer.state_dict(),
