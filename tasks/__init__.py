@@ -17,7 +17,7 @@ import torch
 from parallel_rl.config import ConfigError, suggest
 from parallel_rl.envs import VecEnv
 from parallel_rl.envs._optional import BackendUnavailable
-from tasks import presets_gym, presets_isaacgym, presets_isaaclab, presets_playground
+from tasks import presets_gym, presets_isaacgym, presets_isaaclab, presets_playground, presets_torchrl
 from tasks.backend import Backend, TaskName, parse_task_name
 from tasks.cartpole_swingup import CartpoleSwingup
 from tasks.pendulum import Pendulum
@@ -77,6 +77,7 @@ BACKENDS: dict[str, Backend] = {
     "isaacgym": presets_isaacgym.BACKEND,
     "gym": presets_gym.BACKEND,
     "mjlab": presets_mjlab.BACKEND,
+    "torchrl": presets_torchrl.BACKEND,
 }
 
 
