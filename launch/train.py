@@ -5,7 +5,9 @@ run; 128 + signal (130 SIGINT, 143 SIGTERM) when a signal stopped it after writi
 
 Parsing happens in two passes so that presets are real defaults: ``--task``, ``--algo`` and ``--preset`` are read
 first, the matching preset is applied to ``TrainConfig``, and tyro then parses every flag against that config (so
-``--help`` shows the preset's values and any flag still overrides them).
+``--help`` shows the preset's values and any flag still overrides them). The tuned presets also have names:
+``python -m launch.train pendulum-pql --num-envs 8`` (``<task>-<algo>[-<preset>]``, tyro subcommands; ``python -m
+launch.train list-presets`` prints them).
 """
 
 from __future__ import annotations
@@ -44,9 +46,24 @@ def preset_defaults(args: list[str]) -> TrainConfig:
 
 def parse(args: list[str] | None = None) -> TrainConfig:
     args = sys.argv[1:] if args is None else args
+    if args and not args[0].startswith("-"):
+        return parse_named(args)
     default = preset_defaults(args)
     return tyro.cli(TrainConfig, default=default, args=args, config=(tyro.conf.OmitArgPrefixes,),
                     description=TrainConfig.__doc__)  # fmt: skip
+
+
+def parse_named(args: list[str]) -> TrainConfig:
+    """``python -m launch.train <task>-<algo>[-<preset>] [--flag value ...]``: a tuned preset chosen as a tyro
+    subcommand (holosoma's pattern); ``<name> --help`` shows that preset's values as the defaults."""
+    import tasks
+
+    configs = {name: (text, preset.build(task=task, algo=algo, preset=preset_name))
+               for name, (text, preset, task, algo, preset_name) in tasks.named_presets().items()}  # fmt: skip
+    if args[0] not in configs:
+        raise ConfigError(f"unknown preset name {args[0]!r}{suggest(args[0], list(configs))} (`python -m "
+                          "launch.train list-presets` lists them; or use --task/--algo/--preset)")  # fmt: skip
+    return tyro.extras.overridable_config_cli(configs, args=args, config=(tyro.conf.OmitArgPrefixes,))
 
 
 def main(args: list[str] | None = None) -> dict:
@@ -85,6 +102,11 @@ def main(args: list[str] | None = None) -> dict:
 
 def cli() -> None:
     """Console-script entry point (``parallel-rl-train``)."""
+    if sys.argv[1:2] == ["list-presets"]:
+        import tasks
+
+        print("\n".join(f"{name}: {text}" for name, (text, *_) in tasks.named_presets().items()))
+        return
     main()
 
 

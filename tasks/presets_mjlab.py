@@ -29,6 +29,7 @@ import torch
 from parallel_rl.config import ConfigError, suggest
 from parallel_rl.envs.base import VecEnv
 from tasks import TaskEntry
+from tasks.backend import CpuScale, Preset, cpu_preset
 
 PREFIX = "mjlab:"
 G1_TASKS = ("Mjlab-Velocity-Flat-Unitree-G1", "Mjlab-Velocity-Rough-Unitree-G1")
@@ -36,71 +37,65 @@ G1_TASKS = ("Mjlab-Velocity-Flat-Unitree-G1", "Mjlab-Velocity-Rough-Unitree-G1")
 
 _G1_VALUE_RANGE = {"reward_scale": 1.0, "v_min": -10.0, "v_max": 15.0}
 
-_FASTTD3_G1 = {
-    "num_envs": 4096,
-    "total_env_steps": 500_000_000,  # a ceiling: benchmarks stop on --max-wall-seconds
-    "eval_envs": 256,
-    "eval_every": 10_000_000,
-    "schedule": {"utd": 4, "policy_ratio": 0.5},
-    "buffer": {"buffer_size": 4096 * 5120, "batch_size": 32_768, "storage_dtype": "bfloat16"},
-    "agent": {
-        **_G1_VALUE_RANGE,
-        "gamma": 0.99,
-        "n_step": 8,
-        "tau": 0.1,
-        "critic_hidden": (1024, 512, 256),
-        "actor_hidden": (512, 256, 128),
-        "activation": "relu",
-        "num_atoms": 251,
-        "std_min": 0.001,
-        "std_max": 0.4,
-    },
-}
-
-_PQL_G1 = {
-    "num_envs": 4096,
-    "total_env_steps": 500_000_000,
-    "eval_envs": 256,
-    "eval_every": 10_000_000,
-    "schedule": {"utd": 8, "policy_ratio": 0.5},
-    "buffer": {"buffer_size": 5_000_000, "batch_size": 8192},
-    "agent": {
-        **_G1_VALUE_RANGE,
-        "gamma": 0.99,
-        "n_step": 3,
-        "tau": 0.05,
-        "critic_lr": 5e-4,
-        "actor_lr": 5e-4,
-        "max_grad_norm": 0.5,
-        "critic_hidden": (512, 256, 128),
-        "actor_hidden": (512, 256, 128),
-        "activation": "elu",
-        "num_atoms": 51,
-        "std_min": 0.05,
-        "std_max": 0.8,
-        "target_noise": 0.0,
-    },
-}
-
-
-def _cpu(agent_preset: dict[str, Any]) -> dict[str, Any]:
-    """A CPU-sized variant: 4 envs, small networks, a few thousand transitions (one G1 step costs ~20 ms per env)."""
-    agent = {**agent_preset["agent"], "critic_hidden": (256, 256), "actor_hidden": (256, 256), "num_atoms": 51}
-    return {
-        "num_envs": 4,
-        "total_env_steps": 4000,
-        "eval_envs": 2,
-        "eval_every": 0,
-        "log_every": 10,
-        "schedule": {**agent_preset["schedule"], "utd": 2, "learning_starts": 10},
-        "buffer": {"buffer_size": 40_000, "batch_size": 256, "storage_dtype": "float32"},
-        "agent": agent,
+_FASTTD3_G1 = Preset(
+    {
+        "num_envs": 4096,
+        "total_env_steps": 500_000_000,  # a ceiling: benchmarks stop on --max-wall-seconds
+        "eval_envs": 256,
+        "eval_every": 10_000_000,
+        "schedule": {"utd": 4, "policy_ratio": 0.5},
+        "buffer": {"buffer_size": 4096 * 5120, "batch_size": 32_768, "storage_dtype": "bfloat16"},
+        "agent": {
+            **_G1_VALUE_RANGE,
+            "gamma": 0.99,
+            "n_step": 8,
+            "tau": 0.1,
+            "critic_hidden": (1024, 512, 256),
+            "actor_hidden": (512, 256, 128),
+            "activation": "relu",
+            "num_atoms": 251,
+            "std_min": 0.001,
+            "std_max": 0.4,
+        },
     }
+)
+
+_PQL_G1 = Preset(
+    {
+        "num_envs": 4096,
+        "total_env_steps": 500_000_000,
+        "eval_envs": 256,
+        "eval_every": 10_000_000,
+        "schedule": {"utd": 8, "policy_ratio": 0.5},
+        "buffer": {"buffer_size": 5_000_000, "batch_size": 8192},
+        "agent": {
+            **_G1_VALUE_RANGE,
+            "gamma": 0.99,
+            "n_step": 3,
+            "tau": 0.05,
+            "critic_lr": 5e-4,
+            "actor_lr": 5e-4,
+            "max_grad_norm": 0.5,
+            "critic_hidden": (512, 256, 128),
+            "actor_hidden": (512, 256, 128),
+            "activation": "elu",
+            "num_atoms": 51,
+            "std_min": 0.05,
+            "std_max": 0.8,
+            "target_noise": 0.0,
+        },
+    }
+)
 
 
-PRESETS: dict[str, dict[str, dict[str, Any]]] = {
-    "fasttd3": {"default": _FASTTD3_G1, "cpu": _cpu(_FASTTD3_G1)},
-    "pql": {"default": _PQL_G1, "cpu": _cpu(_PQL_G1)},
+#: CPU size: 4 envs, small networks, a few thousand transitions (one G1 step costs ~20 ms per env on a CPU).
+CPU_SCALE = CpuScale(num_envs=4, total_env_steps=4000, eval_envs=2, buffer_size=40_000, num_atoms=51,
+                     extra={"log_every": 10})  # fmt: skip
+
+
+PRESETS: dict[str, dict[str, Preset]] = {
+    "fasttd3": {"default": _FASTTD3_G1, "cpu": cpu_preset(_FASTTD3_G1, "fasttd3", CPU_SCALE)},
+    "pql": {"default": _PQL_G1, "cpu": cpu_preset(_PQL_G1, "pql", CPU_SCALE)},
 }
 """algo -> preset name -> overrides; the same for the flat and rough G1 tasks (rough only adds critic inputs)."""
 

@@ -6,7 +6,7 @@ torchrl env (batch size ``[num_envs]``); the adapter seeds it with ``set_seed``.
 others go to the factory. Example: ``torchrl:parallel_rl.integrations.torchrl:gym_envs,env_id=Pendulum-v1``.
 
 No published numbers exist for arbitrary torchrl envs: ``default`` is FastTD3's recipe at 128 envs with C51 on
-[-100, 100] (set --v-min/--v-max/--reward-scale for the task); ``cpu`` is the shared CPU rule.
+[-100, 100] (set --v-min/--v-max/--reward-scale for the task); ``cpu`` is ``tasks.backend.cpu_preset``.
 """
 
 from __future__ import annotations
@@ -24,8 +24,9 @@ ADAPTER_OPTIONS = ("max_episode_steps", "obs_key", "critic_obs_key")
 
 
 def presets(task: str) -> Presets:
-    default = fasttd3(128, 10_240, 100_000, agent={"gamma": 0.99, "n_step": 1, "v_min": -100.0, "v_max": 100.0})
-    default["eval_envs"] = 16
+    default = fasttd3(
+        128, 10_240, 100_000, agent={"gamma": 0.99, "n_step": 1, "v_min": -100.0, "v_max": 100.0}, eval_envs=16
+    )
     cpu = cpu_presets(default)
     return {
         "fasttd3": {"default": default, "cpu": cpu["fasttd3"]},
