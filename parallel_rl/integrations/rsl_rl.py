@@ -22,7 +22,8 @@ wrappers return the reset observation of an env that ended. The runner recovers 
 Train config keys (``train_cfg``, a dict such as ``dataclasses.asdict`` of mjlab's agent config): ``algo``
 (``fasttd3``, ``pql``, ...), ``algorithm`` (our ``AgentConfig`` fields), ``schedule``, ``buffer``, ``speed``
 (sections of our ``TrainConfig``), ``transitions_per_env`` (replay capacity per env), ``num_steps_per_env``,
-``save_interval``, ``seed``, ``obs_groups``, ``action_bound``, ``clip_actions``, ``experiment_name``. Unknown names in the sections fail with the valid ones.
+``save_interval``, ``seed``, ``obs_groups``, ``action_bound``, ``clip_actions``, ``experiment_name``. Unknown
+names in the sections fail with the valid ones.
 """
 
 from __future__ import annotations
