@@ -20,10 +20,11 @@ wrappers return the reset observation of an env that ended. The runner recovers 
 - other envs: the reset observation is used, with a warning.
 
 Train config keys (``train_cfg``, a dict such as ``dataclasses.asdict`` of mjlab's agent config): ``algo``
-(``fasttd3``, ``pql``, ...), ``algorithm`` (our ``AgentConfig`` fields), ``schedule``, ``buffer``, ``speed``
-(sections of our ``TrainConfig``), ``transitions_per_env`` (replay capacity per env), ``num_steps_per_env``,
-``save_interval``, ``seed``, ``obs_groups``, ``action_bound``, ``clip_actions``, ``experiment_name``. Unknown
-names in the sections fail with the valid ones.
+(``fasttd3``, ``pql``, ...; or rsl_rl's ``algorithm.class_name``); ``algorithm`` (our ``AgentConfig`` fields; an
+on-policy section such as Isaac Lab's PPO config is ignored with a warning, so its train script runs unchanged);
+``schedule``, ``buffer``, ``speed`` (sections of our ``TrainConfig``); ``transitions_per_env`` (replay capacity per
+env), ``num_steps_per_env``, ``save_interval``, ``seed``, ``obs_groups``, ``action_bound``, ``clip_actions``,
+``experiment_name``. Unknown names in the sections fail with the valid ones.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ from typing import Any
 import torch
 from tensordict import TensorDict
 
-from parallel_rl.config import ConfigError, TrainConfig, replace_nested, validate
+from parallel_rl.config import ALGOS, ConfigError, TrainConfig, replace_nested, validate
 from parallel_rl.envs.base import EnvSpec, check_action
 
 #: Sections of ``train_cfg`` that map onto our ``TrainConfig`` (``algorithm`` is its ``agent`` section).
@@ -141,7 +142,12 @@ class RslRlEnvAdapter:
         done = dones.to(self.device).bool().reshape(self.num_envs)
         time_outs = extras.get("time_outs")
         time_outs = torch.zeros_like(done) if time_outs is None else time_outs.to(self.device).bool().reshape(-1)
-        truncated, terminated = done & time_outs, done & ~time_outs
+        flags = getattr(self.unwrapped, "reset_terminated", None)  # Isaac Lab's and mjlab's envs keep it
+        if isinstance(flags, torch.Tensor):  # an episode that both failed and timed out is terminal
+            terminated = done & flags.to(self.device).bool().reshape(-1)
+        else:  # rsl_rl's convention: a time-out bootstraps
+            terminated = done & ~time_outs
+        truncated = done & ~terminated
         views = self._views(obs)
         column = done.unsqueeze(-1)
         if self.final_obs_source == "manual_reset":
@@ -166,6 +172,17 @@ class RslRlEnvAdapter:
 def train_config(train_cfg: Mapping[str, Any], num_envs: int, device: str) -> TrainConfig:
     """Our ``TrainConfig`` from an rsl_rl-style train config dict (see the module docstring for the keys)."""
     overrides: dict[str, Any] = {}
+    algo = train_cfg.get("algo")
+    algorithm = dict(train_cfg.get("algorithm") or {})
+    if "class_name" in algorithm:  # rsl_rl's convention: cfg["algorithm"]["class_name"] names the algorithm
+        name = str(algorithm.pop("class_name")).lower()
+        if name in ALGOS:
+            algo = algo or name
+        else:  # an on-policy config (Isaac Lab's PPO agent cfg): its hyperparameters do not apply here
+            warnings.warn(f"OffPolicyRunner: train_cfg['algorithm'] is for {name!r}, not one of ours "
+                          f"({', '.join(ALGOS)}); using {algo or 'fasttd3'}'s defaults", stacklevel=3)  # fmt: skip
+            algorithm = {}
+    train_cfg = {**train_cfg, "algorithm": algorithm}
     for key, section in SECTIONS.items():
         value = train_cfg.get(key)
         if value is not None:
@@ -178,7 +195,7 @@ def train_config(train_cfg: Mapping[str, Any], num_envs: int, device: str) -> Tr
     iterations = int(train_cfg.get("max_iterations", 1))
     base = TrainConfig(
         task=f"rsl_rl:{train_cfg.get('experiment_name', 'env')}",
-        algo=train_cfg.get("algo", "fasttd3"),
+        algo=algo or "fasttd3",
         seed=int(train_cfg.get("seed", 0)),
         device=str(device),
         num_envs=num_envs,
