@@ -169,8 +169,9 @@ class RslRlEnvAdapter:
         return TensorDict(out, batch_size=[self.num_envs], device=self.device)
 
 
-def train_config(train_cfg: Mapping[str, Any], num_envs: int, device: str) -> TrainConfig:
-    """Our ``TrainConfig`` from an rsl_rl-style train config dict (see the module docstring for the keys)."""
+def train_config(train_cfg: Mapping[str, Any], num_envs: int, device: str, check: bool = True) -> TrainConfig:
+    """Our ``TrainConfig`` from an rsl_rl-style train config dict (see the module docstring for the keys);
+    ``check=False`` leaves ``validate`` for later (playing a policy needs no valid replay settings)."""
     overrides: dict[str, Any] = {}
     algo = train_cfg.get("algo")
     algorithm = dict(train_cfg.get("algorithm") or {})
@@ -208,7 +209,8 @@ def train_config(train_cfg: Mapping[str, Any], num_envs: int, device: str) -> Tr
     except ConfigError as e:
         raise ConfigError(f"train_cfg: {e}") from None
     cfg = dataclasses.replace(cfg, logging=dataclasses.replace(cfg.logging, tensorboard=False))
-    validate(cfg)
+    if check:
+        validate(cfg)
     return cfg
 
 
@@ -231,7 +233,7 @@ class OffPolicyRunner:
 
     def __init__(self, env: Any, train_cfg: dict, log_dir: str | None = None, device: str = "cpu") -> None:
         self.env, self.cfg, self.log_dir, self.device = env, train_cfg, log_dir, device
-        self.train_cfg = train_config(train_cfg, int(env.num_envs), device)
+        self.train_cfg = train_config(train_cfg, int(env.num_envs), device, check=False)  # checked when training
         bound = train_cfg.get("action_bound") or train_cfg.get("clip_actions") or 1.0
         self.vec_env = RslRlEnvAdapter(env, train_cfg.get("obs_groups") or {}, float(bound), device)
         self.steps_per_iteration = int(train_cfg.get("num_steps_per_env", 1))
