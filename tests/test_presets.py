@@ -24,7 +24,7 @@ ALL_TASKS = [
 @pytest.mark.parametrize("task", ALL_TASKS)
 def test_every_preset_of_every_backend_builds(task):
     presets = tasks.presets_of(task)
-    assert set(presets) == {"fasttd3", "pql"}
+    assert {"fasttd3", "pql"} <= set(presets)
     for algo, by_name in presets.items():
         assert "default" in by_name
         for name, preset in by_name.items():
