@@ -29,6 +29,8 @@ class OffPolicyRunnerCfg(RslRlBaseRunnerCfg):
     """Learning iterations (x num_steps_per_env x num_envs transitions)."""
     save_interval: int = 5_000
     """Iterations between checkpoints (model_<it>.pt in the run directory)."""
+    log_interval: int = 50
+    """Iterations between TensorBoard rows (gathering metrics waits for the device)."""
     logger: Literal["wandb", "tensorboard"] = "tensorboard"
     """OffPolicyRunner writes TensorBoard event files in rsl_rl's layout."""
     transitions_per_env: int = TRANSITIONS_PER_ENV

@@ -23,8 +23,9 @@ Train config keys (``train_cfg``, a dict such as ``dataclasses.asdict`` of mjlab
 (``fasttd3``, ``pql``, ...; or rsl_rl's ``algorithm.class_name``); ``algorithm`` (our ``AgentConfig`` fields; an
 on-policy section such as Isaac Lab's PPO config is ignored with a warning, so its train script runs unchanged);
 ``schedule``, ``buffer``, ``speed`` (sections of our ``TrainConfig``); ``transitions_per_env`` (replay capacity per
-env), ``num_steps_per_env``, ``save_interval``, ``seed``, ``obs_groups``, ``action_bound``, ``clip_actions``,
-``experiment_name``. Unknown names in the sections fail with the valid ones.
+env), ``num_steps_per_env``, ``save_interval``, ``log_interval`` (iterations per TensorBoard row), ``seed``,
+``obs_groups``, ``action_bound``, ``clip_actions``, ``experiment_name``. Unknown names in the sections fail with
+the valid ones.
 """
 
 from __future__ import annotations
@@ -267,12 +268,16 @@ class OffPolicyRunner:
         self._init_writer()
         start_it = self.current_learning_iteration
         save_interval = int(self.cfg.get("save_interval", 50))
+        log_interval, seconds = max(1, int(self.cfg.get("log_interval", 1))), 0.0
         for it in range(start_it, start_it + num_learning_iterations):
             start = time.time()
             for _ in range(self.steps_per_iteration):
                 trainer.iteration()
             self.current_learning_iteration = it + 1
-            self._log(it, time.time() - start)
+            seconds += time.time() - start
+            if (it + 1 - start_it) % log_interval == 0:  # metrics cost a host sync: not every env step
+                self._log(it, seconds / log_interval)
+                seconds = 0.0
             if self.log_dir is not None and save_interval > 0 and it % save_interval == 0:
                 self.save(os.path.join(self.log_dir, f"model_{it}.pt"))
         trainer.finish()
