@@ -19,7 +19,7 @@ from parallel_rl.envs.base import TorchVecEnv  # noqa: E402
 from parallel_rl.integrations.torchrl import TorchRLVecEnv, as_torchrl_env  # noqa: E402
 from tasks import TASKS, env_factory  # noqa: E402
 
-GYM_TASK = "torchrl:parallel_rl.integrations.torchrl:gym_envs,env_id=Pendulum-v1"
+GYM_TASK = "torchrl:parallel_rl.integrations.torchrl:gym_envs,env_id=Pendulum-v1,serial=true"  # GymEnv x 16
 
 
 @pytest.mark.parametrize("name", list(TASKS))
@@ -107,7 +107,8 @@ def test_task_name_errors_name_the_problem():
 
 @pytest.mark.learning
 def test_fasttd3_learns_pendulum_through_torchrl(tmp_path):
-    """FastTD3 on torchrl's Gymnasium Pendulum-v1 (16 envs) reaches >= -300 (random: about -1200) in 12k steps."""
+    """FastTD3 on torchrl's GymEnv Pendulum-v1 (a SerialEnv of 16) reaches >= -300 (random: about -1200) in 12k
+    transitions."""
     from launch.train import parse
     from parallel_rl.runtime import Trainer
 

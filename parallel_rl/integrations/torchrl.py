@@ -271,15 +271,25 @@ def _make_env_class(envs: Any) -> type:
     return VecEnvAsTorchRL
 
 
-def gym_envs(num_envs: int, device: str | torch.device = "cpu", env_id: str = "Pendulum-v1", **make_kwargs: Any):
-    """A torchrl ``GymWrapper`` over ``num_envs`` Gymnasium envs in one process, in SAME_STEP autoreset mode, so
-    final observations survive (``--task torchrl:parallel_rl.integrations.torchrl:gym_envs,env_id=Pendulum-v1``).
+def gym_envs(
+    num_envs: int,
+    device: str | torch.device = "cpu",
+    env_id: str = "Pendulum-v1",
+    serial: bool = False,
+    **make_kwargs: Any,
+):
+    """``num_envs`` Gymnasium envs as one batched torchrl env
+    (``--task torchrl:parallel_rl.integrations.torchrl:gym_envs,env_id=Pendulum-v1``): a ``GymWrapper`` over a
+    Gymnasium vector env in SAME_STEP autoreset mode (fast, one process), or with ``serial=true`` a ``SerialEnv`` of
+    torchrl ``GymEnv``s (one per env, reset by torchrl).
 
     Why not ``GymEnv(env_id, num_envs=N)``: it builds a NEXT_STEP vector env whose final observations torchrl 0.14
     reports as zeros (``TorchRLVecEnv`` refuses it)."""
+    envs = _torchrl()
+    if serial:
+        return envs.SerialEnv(num_envs, lambda: envs.GymEnv(env_id, **make_kwargs), device=device)
     import gymnasium
 
-    envs = _torchrl()
     vec = gymnasium.make_vec(env_id, num_envs=num_envs, vectorization_mode="sync",
                              vector_kwargs={"autoreset_mode": gymnasium.vector.AutoresetMode.SAME_STEP},
                              **make_kwargs)  # fmt: skip
