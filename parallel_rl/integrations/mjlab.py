@@ -58,6 +58,22 @@ G1_RECIPES: dict[str, dict[str, Any]] = {
 }  # fmt: skip
 """algo -> TrainConfig overrides for the G1 velocity tasks (``tasks.presets_mjlab`` wraps them as typed presets)."""
 
+#: holosoma's FastSAC (``config_values/algo.py``: fast_sac; the numbers of ``tasks.recipes.FASTSAC``), unchanged on
+#: the G1 velocity tasks (gamma 0.97 and C51 on [-20, 20] were tuned on G1 locomotion), at 4096 envs with 1024 replay
+#: rows per env. Used by the ``-FastSAC`` variants, registered once FastSAC is one of the library's algorithms.
+FASTSAC_G1: dict[str, Any] = {
+    "schedule": {"utd": 8, "policy_ratio": 0.25, "learning_starts": 10},
+    "buffer": {"batch_size": 8192},
+    "agent": {"critic_hidden": (768, 384, 192), "actor_hidden": (512, 256, 128), "activation": "silu",
+              "layer_norm": True, "gamma": 0.97, "n_step": 1, "tau": 0.125, "critic_lr": 3e-4, "actor_lr": 3e-4,
+              "alpha_lr": 3e-4, "alpha_init": 0.001, "target_entropy_ratio": 0.0, "log_std_min": -5.0,
+              "log_std_max": 0.0, "weight_decay": 0.001, "adam_betas": (0.9, 0.95), "num_critics": 2,
+              "num_atoms": 101, "v_min": -20.0, "v_max": 20.0, "max_grad_norm": 0.0},
+}  # fmt: skip
+
+#: Replay rows per env of each variant (FastTD3's unit): FastTD3 5120 (bf16), FastSAC 1024 (holosoma).
+ROWS_PER_ENV = {"fasttd3": TRANSITIONS_PER_ENV, "fastsac": 1024}
+
 
 def available_algos() -> tuple[str, ...]:
     """Our algorithms known to the config (FastSAC joins when its algorithm file exists)."""

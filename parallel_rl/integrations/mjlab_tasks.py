@@ -12,7 +12,7 @@ from typing import Literal
 from mjlab.rl import RslRlBaseRunnerCfg
 
 from parallel_rl.config import AgentConfig, BufferConfig, ScheduleConfig, SpeedConfig
-from parallel_rl.integrations.mjlab import G1_RECIPES, TRANSITIONS_PER_ENV
+from parallel_rl.integrations.mjlab import FASTSAC_G1, G1_RECIPES, ROWS_PER_ENV, TRANSITIONS_PER_ENV
 
 
 @dataclass
@@ -48,13 +48,14 @@ class OffPolicyRunnerCfg(RslRlBaseRunnerCfg):
 
     @classmethod
     def for_algo(cls, algo: str, **fields) -> OffPolicyRunnerCfg:
-        """The G1 recipe of ``algo`` (FastSAC shares FastTD3's scale and value range)."""
-        recipe = G1_RECIPES.get(algo, G1_RECIPES["fasttd3"])
-        sections = {name: dataclasses.replace(default, **{k: v for k, v in recipe.get(key, {}).items()
-                                                           if k in {f.name for f in dataclasses.fields(default)}})
-                    for name, key, default in (("algorithm", "agent", AgentConfig()),
-                                               ("schedule", "schedule", ScheduleConfig()),
-                                               ("buffer", "buffer", BufferConfig()))}  # fmt: skip
+        """The G1 recipe of ``algo``; a recipe field this library's config lacks is an error, not dropped."""
+        recipe = FASTSAC_G1 if algo == "fastsac" else G1_RECIPES[algo]
+        sections = {}
+        for name, key, default in (("algorithm", "agent", AgentConfig()), ("schedule", "schedule", ScheduleConfig()),
+                                   ("buffer", "buffer", BufferConfig())):  # fmt: skip
+            values = {k: v for k, v in recipe.get(key, {}).items() if not (key == "buffer" and k == "buffer_size")}
+            sections[name] = dataclasses.replace(default, **values)
+        fields.setdefault("transitions_per_env", ROWS_PER_ENV.get(algo, TRANSITIONS_PER_ENV))
         return cls(algo=algo, **sections, **fields)
 
 
