@@ -21,8 +21,9 @@ class OffPolicyRunnerCfg(RslRlBaseRunnerCfg):
 
     class_name: str = "OffPolicyRunner"
     """Runner this config is for."""
-    algo: Literal["fasttd3", "pql", "fastsac"] = "fasttd3"
-    """Algorithm (parallel_rl)."""
+    algo: str = "fasttd3"
+    """Algorithm (parallel_rl.config.ALGOS: fasttd3, pql, and those added since); its hyperparameters are the
+    algorithm section below (a variant's defaults are its own algorithm's recipe)."""
     num_steps_per_env: int = 1
     """Vectorized env steps per learning iteration (each with the critic/actor updates due for it)."""
     max_iterations: int = 100_000
