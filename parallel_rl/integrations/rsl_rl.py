@@ -155,7 +155,9 @@ class RslRlEnvAdapter:
             final = views
             done_ids = done.nonzero().squeeze(-1)
             if done_ids.numel() > 0:
-                reset_obs, _ = self.unwrapped.reset(env_ids=done_ids.to(self.unwrapped.device))
+                reset_obs, reset_extras = self.unwrapped.reset(env_ids=done_ids.to(self.unwrapped.device))
+                if isinstance(reset_extras, Mapping) and reset_extras.get("log"):  # episode sums logged at reset
+                    self.episode_logs.append(dict(reset_extras["log"]))
                 views = {k: torch.where(column, v, final[k]) for k, v in self._views(reset_obs).items()}
         elif self._captured is not None:
             final = {k: torch.where(column, v, views[k]) for k, v in self._views(self._captured).items()}
