@@ -140,6 +140,9 @@ class RslRlEnvAdapter:
             obs, reward, dones, extras = self.env.step(action.to(self.env.device))
         finally:
             self._capturing = False
+        step_log = extras.get("episode", extras.get("log"))
+        if step_log:  # copied now: mjlab's reset below replaces extras["log"]
+            self.episode_logs.append(dict(step_log))
         done = dones.to(self.device).bool().reshape(self.num_envs)
         time_outs = extras.get("time_outs")
         time_outs = torch.zeros_like(done) if time_outs is None else time_outs.to(self.device).bool().reshape(-1)
@@ -163,8 +166,6 @@ class RslRlEnvAdapter:
             final = {k: torch.where(column, v, views[k]) for k, v in self._views(self._captured).items()}
         else:
             final = views
-        if "log" in extras or "episode" in extras:
-            self.episode_logs.append(extras.get("episode", extras.get("log")))
         out = {**views, "final_obs": final["obs"], "reward": reward.to(self.device).float().reshape(-1),
                "terminated": terminated, "truncated": truncated}  # fmt: skip
         if "critic_obs" in final:
