@@ -58,12 +58,28 @@ def parse_named(args: list[str]) -> TrainConfig:
     subcommand (holosoma's pattern); ``<name> --help`` shows that preset's values as the defaults."""
     import tasks
 
-    configs = {name: (text, preset.build(task=task, algo=algo, preset=preset_name))
-               for name, (text, preset, task, algo, preset_name) in tasks.named_presets().items()}  # fmt: skip
-    if args[0] not in configs:
-        raise ConfigError(f"unknown preset name {args[0]!r}{suggest(args[0], list(configs))} (`python -m "
+    named = tasks.named_presets()
+    if args[0] not in named:
+        raise ConfigError(f"unknown preset name {args[0]!r}{suggest(args[0], list(named))} (`python -m "
                           "launch.train list-presets` lists them; or use --task/--algo/--preset)")  # fmt: skip
+    args = _switch_named_preset(args, named)
+    configs = {name: (text, preset.build(task=task, algo=algo, preset=preset_name))
+               for name, (text, preset, task, algo, preset_name) in named.items()}  # fmt: skip
     return tyro.extras.overridable_config_cli(configs, args=args, config=(tyro.conf.OmitArgPrefixes,))
+
+
+def _switch_named_preset(args: list[str], named: dict) -> list[str]:
+    """``<name> --preset cpu`` means the same task and algorithm's ``cpu`` preset: the subcommand is switched (a
+    ``--preset`` flag alone would rename the preset without applying its values)."""
+    for i, arg in enumerate(args[1:], start=1):
+        if arg == "--preset" and i + 1 < len(args) or arg.startswith("--preset="):
+            wanted = arg.partition("=")[2] or args[i + 1]
+            _, _, task, algo, _ = named[args[0]]
+            match = [k for k, (_, _, t, a, p) in named.items() if (t, a, p) == (task, algo, wanted)]
+            if not match:
+                raise ConfigError(f"--preset: no preset {wanted!r} for {task} with {algo}")
+            return [match[0], *args[1:]]
+    return args
 
 
 def main(args: list[str] | None = None) -> dict:

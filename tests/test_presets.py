@@ -94,5 +94,7 @@ def test_named_presets_are_tyro_subcommands(capsys):
         train_cli.parse(["isaaclab:Isaac-Velocity-Flat-H1-v0-fasttd3", "--help"])
     out = capsys.readouterr().out
     assert "--num-atoms" in out and "(default: 251)" in out and "(default: 4096)" in out  # the preset's values
+    cfg = train_cli.parse(["playground:CheetahRun-fasttd3", "--preset", "cpu"])  # the same as ...-fasttd3-cpu
+    assert cfg.preset == "cpu" and cfg.num_envs == 16
     with pytest.raises(ConfigError, match="did you mean 'pendulum-pql'"):
         train_cli.parse(["pendulum-pq"])
