@@ -59,6 +59,9 @@ def parse_named(args: list[str]) -> TrainConfig:
     import tasks
 
     named = tasks.named_presets()
+    if args[0] == "list-presets":
+        print("\n".join(f"{name}: {text}" for name, (text, *_) in named.items()))
+        raise SystemExit(0)
     if args[0] not in named:
         raise ConfigError(f"unknown preset name {args[0]!r}{suggest(args[0], list(named))} (`python -m "
                           "launch.train list-presets` lists them; or use --task/--algo/--preset)")  # fmt: skip
@@ -118,11 +121,6 @@ def main(args: list[str] | None = None) -> dict:
 
 def cli() -> None:
     """Console-script entry point (``parallel-rl-train``)."""
-    if sys.argv[1:2] == ["list-presets"]:
-        import tasks
-
-        print("\n".join(f"{name}: {text}" for name, (text, *_) in tasks.named_presets().items()))
-        return
     main()
 
 
