@@ -12,13 +12,15 @@ No published numbers exist for arbitrary torchrl envs: ``default`` is FastTD3's 
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from parallel_rl.config import ConfigError
-from parallel_rl.envs import VecEnv
 from parallel_rl.envs._optional import check_backend
 from tasks.backend import Backend, Presets
 from tasks.recipes import cpu_presets, fasttd3, pql_for
+
+if TYPE_CHECKING:  # annotations only: naming a task must not import torch
+    from parallel_rl.envs import VecEnv
 
 ADAPTER_OPTIONS = ("max_episode_steps", "obs_key", "critic_obs_key")
 
