@@ -18,11 +18,11 @@ from typing import Any
 
 from parallel_rl.envs import VecEnv
 from parallel_rl.envs._optional import check_backend
-from tasks.backend import Backend, Presets, merge
+from tasks.backend import Backend, Preset, Presets, merge
 from tasks.recipes import PQL, cpu_presets, fasttd3
 
 TUNED = ("Ant", "Humanoid", "ShadowHand", "AllegroHand")
-_SCALE = {"agent": {"reward_scale": 0.01, "v_min": -10.0, "v_max": 10.0, "gamma": 0.99}}
+_SCALE = Preset(agent={"reward_scale": 0.01, "v_min": -10.0, "v_max": 10.0, "gamma": 0.99})
 
 
 def presets(task: str) -> Presets:

@@ -17,7 +17,7 @@ from typing import Any
 
 from parallel_rl.envs import VecEnv
 from parallel_rl.envs._optional import check_backend
-from tasks.backend import Backend, Presets
+from tasks.backend import Backend, Preset, Presets
 from tasks.recipes import cpu_presets, fasttd3, pql_for
 
 DM_CONTROL = ("CheetahRun", "WalkerRun", "HumanoidWalk", "HumanoidRun")
@@ -38,8 +38,8 @@ ENV_DEFAULTS: dict[str, dict[str, Any]] = {
 #: Options that configure the adapter rather than Playground's task config.
 ADAPTER_OPTIONS = ("impl", "obs_key", "critic_obs_key")
 
-_PLAYGROUND = {"agent": {"gamma": 0.97, "n_step": 1, "v_min": -10.0, "v_max": 10.0}}
-_DMC = {"agent": {"gamma": 0.97, "n_step": 3, "v_min": -500.0, "v_max": 500.0, "std_min": 0.1, "target_noise": 0.1}}
+_PLAYGROUND = Preset(agent={"gamma": 0.97, "n_step": 1, "v_min": -10.0, "v_max": 10.0})
+_DMC = Preset(agent={"gamma": 0.97, "n_step": 3, "v_min": -500.0, "v_max": 500.0, "std_min": 0.1, "target_noise": 0.1})
 
 
 def presets(task: str) -> Presets:
