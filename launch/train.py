@@ -7,7 +7,9 @@ checkpoint. Every error is one line on stderr, never a traceback.
 
 Parsing happens in two passes so that presets are real defaults: ``--task``, ``--algo`` and ``--preset`` are read
 first, the matching preset is applied to ``TrainConfig``, and tyro then parses every flag against that config (so
-``--help`` shows the preset's values and any flag still overrides them).
+``--help`` shows the preset's values and any flag still overrides them). The tuned presets also have names:
+``python -m launch.train pendulum-pql --num-envs 8`` (``<task>-<algo>[-<preset>]``, tyro subcommands; ``python -m
+launch.train list-presets`` prints them).
 """
 
 from __future__ import annotations
@@ -133,9 +135,43 @@ def preset_defaults(args: list[str]) -> TrainConfig:
 
 def parse(args: list[str] | None = None) -> TrainConfig:
     args = sys.argv[1:] if args is None else args
+    if args and not args[0].startswith("-"):
+        return parse_named(args)
     default = preset_defaults(args)
     return tyro.cli(TrainConfig, default=default, args=args, config=(tyro.conf.OmitArgPrefixes,),
                     description=TrainConfig.__doc__)  # fmt: skip
+
+
+def parse_named(args: list[str]) -> TrainConfig:
+    """``python -m launch.train <task>-<algo>[-<preset>] [--flag value ...]``: a tuned preset chosen as a tyro
+    subcommand (holosoma's pattern); ``<name> --help`` shows that preset's values as the defaults."""
+    import tasks
+
+    named = tasks.named_presets()
+    if args[0] == "list-presets":
+        print("\n".join(f"{name}: {text}" for name, (text, *_) in named.items()))
+        raise SystemExit(0)
+    if args[0] not in named:
+        raise ConfigError(f"unknown preset name {args[0]!r}{suggest(args[0], list(named))} (`python -m "
+                          "launch.train list-presets` lists them; or use --task/--algo/--preset)")  # fmt: skip
+    args = _switch_named_preset(args, named)
+    configs = {name: (text, preset.build(task=task, algo=algo, preset=preset_name))
+               for name, (text, preset, task, algo, preset_name) in named.items()}  # fmt: skip
+    return tyro.extras.overridable_config_cli(configs, args=args, config=(tyro.conf.OmitArgPrefixes,))
+
+
+def _switch_named_preset(args: list[str], named: dict) -> list[str]:
+    """``<name> --preset cpu`` means the same task and algorithm's ``cpu`` preset: the subcommand is switched (a
+    ``--preset`` flag alone would rename the preset without applying its values)."""
+    for i, arg in enumerate(args[1:], start=1):
+        if arg == "--preset" and i + 1 < len(args) or arg.startswith("--preset="):
+            wanted = arg.partition("=")[2] or args[i + 1]
+            _, _, task, algo, _ = named[args[0]]
+            match = [k for k, (_, _, t, a, p) in named.items() if (t, a, p) == (task, algo, wanted)]
+            if not match:
+                raise ConfigError(f"--preset: no preset {wanted!r} for {task} with {algo}")
+            return [match[0], *args[1:]]
+    return args
 
 
 def prepare(args: list[str] | None = None):

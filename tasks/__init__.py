@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 from parallel_rl.config import ConfigError, suggest
 from parallel_rl.envs._optional import BackendUnavailable
-from tasks import presets_gym, presets_isaacgym, presets_isaaclab, presets_playground
-from tasks.backend import Backend, TaskName, parse_task_name
+from tasks import presets_gym, presets_isaacgym, presets_isaaclab, presets_playground, presets_torchrl
+from tasks.backend import Backend, CpuScale, Preset, TaskName, cpu_presets, merge, parse_task_name
 
 if TYPE_CHECKING:  # annotations only: naming a task (``--help``, presets) must not import torch
     import torch
@@ -42,18 +42,16 @@ class TaskEntry:
     """algo -> preset name -> overrides."""
 
 
-# CPU-sized presets: few envs, many updates per env step (utd), small networks. PQL differs from FastTD3 as in
-# its paper: 3-step returns, tau 0.05, gradient clipping 0.5, no target policy smoothing.
-_PQL = {"n_step": 3, "tau": 0.05, "target_noise": 0.0, "max_grad_norm": 0.5}
+# The built-in tasks' presets are CPU-sized: 32 envs, 4 critic updates per env step, the task's own budget.
 
 
-def _cpu_presets(total_env_steps: int, agent: dict[str, Any]) -> dict[str, dict[str, dict[str, Any]]]:
-    run = {"num_envs": 32, "total_env_steps": total_env_steps, "schedule": {"utd": 4, "policy_ratio": 0.5},
-           "buffer": {"batch_size": 256}}  # fmt: skip
-    fasttd3 = {"default": {**run, "agent": agent}}
+def _cpu_presets(total_env_steps: int, agent: dict[str, Any]) -> dict[str, dict[str, Preset]]:
+    scale = CpuScale(num_envs=32, total_env_steps=total_env_steps, utd=4, eval_envs=None, buffer_size=None, hidden=None)
+    presets = cpu_presets({"agent": agent}, scale)
     # DAC, DEA and VPL are built on FastTD3 and start from its preset; VPL holds out 2 envs for its validation buffer.
-    return {"fasttd3": fasttd3, "pql": {"default": {**run, "agent": {**agent, **_PQL}}}, "dac": fasttd3,
-            "dea": fasttd3, "vpl": {"default": {**run, "agent": agent, "td_validation_envs": 2}}}  # fmt: skip
+    fasttd3 = presets["fasttd3"]
+    return {"fasttd3": {"default": fasttd3}, "pql": {"default": presets["pql"]}, "dac": {"default": fasttd3},
+            "dea": {"default": fasttd3}, "vpl": {"default": merge(fasttd3, {"td_validation_envs": 2})}}  # fmt: skip
 
 
 TASKS: dict[str, TaskEntry] = {
@@ -87,6 +85,7 @@ BACKENDS: dict[str, Backend] = {
     "isaacgym": presets_isaacgym.BACKEND,
     "gym": presets_gym.BACKEND,
     "mjlab": presets_mjlab.BACKEND,
+    "torchrl": presets_torchrl.BACKEND,
 }
 
 
@@ -152,3 +151,18 @@ def env_factory(name: str):
     installed now, so that a missing package is reported before anything starts."""
     check_installed(name)
     return lambda num_envs, device, seed: make_env(name, num_envs, device, seed)
+
+
+def named_presets() -> dict[str, tuple[str, Preset, str, str, str]]:
+    """Every tuned (task, algo, preset) as one name, ``<task>-<algo>[-<preset>]``: the subcommands of
+    ``python -m launch.train <name> [--flag value ...]``. Value: (description, preset, task, algo, preset name)."""
+    names: list[str] = list(TASKS)
+    for prefix, backend in BACKENDS.items():
+        names += [f"{prefix}:{t}" for t in backend.tuned]
+    out = {}
+    for task in names:
+        for algo, by_name in presets_of(task).items():
+            for name, p in by_name.items():
+                key = f"{task}-{algo}" + ("" if name == "default" else f"-{name}")
+                out[key] = (f"{algo} on {task}, preset {name!r}", p, task, algo, name)
+    return out

@@ -30,8 +30,7 @@ TUNED = tuple(_VALUES)
 
 def presets(task: str) -> Presets:
     values = _VALUES.get(task, {"v_min": -100.0, "v_max": 100.0})
-    default = fasttd3(128, 51_200, 100_000, agent={"gamma": 0.99, "n_step": 1, **values})
-    default["eval_envs"] = 16
+    default = fasttd3(128, 51_200, 100_000, agent={"gamma": 0.99, "n_step": 1, **values}, eval_envs=16)
     cpu = cpu_presets(default)
     return {
         "fasttd3": {"default": default, "cpu": cpu["fasttd3"]},

@@ -19,7 +19,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from parallel_rl.envs._optional import check_backend
-from tasks.backend import Backend, Presets, merge
+from tasks.backend import Backend, Preset, Presets, merge
 from tasks.recipes import cpu_presets, fasttd3, pql_for
 
 if TYPE_CHECKING:  # annotations only: naming a task must not import torch
@@ -30,8 +30,8 @@ VELOCITY = ("Isaac-Velocity-Flat-H1-v0", "Isaac-Velocity-Flat-G1-v0", "Isaac-Vel
 HANDS = ("Isaac-Repose-Cube-Shadow-Direct-v0", "Isaac-Repose-Cube-Allegro-Direct-v0", "Isaac-Repose-Cube-Allegro-v0")
 HUMANOID = ("Isaac-Humanoid-v0",)
 
-_ISAAC_LAB = {"agent": {"gamma": 0.99, "n_step": 1, "num_atoms": 251, "v_min": -10.0, "v_max": 10.0}}
-_VELOCITY = {"agent": {"n_step": 8}, "schedule": {"utd": 4}}
+_ISAAC_LAB = Preset(agent={"gamma": 0.99, "n_step": 1, "num_atoms": 251, "v_min": -10.0, "v_max": 10.0})
+_VELOCITY = Preset(agent={"n_step": 8}, schedule={"utd": 4})
 _VECTOR_STEPS = {"Isaac-Velocity-Flat-H1-v0": 75_000, "Isaac-Velocity-Flat-G1-v0": 50_000,
                  "Isaac-Velocity-Rough-H1-v0": 50_000, "Isaac-Velocity-Rough-G1-v0": 50_000}  # fmt: skip
 

@@ -1,18 +1,9 @@
 """mjlab tasks (``mjlab:<task id>``) in the task registry: env factory and presets for the Unitree G1 velocity tasks.
 
-Why these numbers:
+The numbers (FastTD3's Isaac Lab velocity recipe, PQL's paper, mjlab's dt-scaled rewards with C51 on [-10, 15]) are
+``parallel_rl.integrations.mjlab.G1_RECIPES``, shared with the ``<task id>-FastTD3`` tasks that mjlab's own train
+script runs; their reasons are written there. Here they become typed presets.
 
-- **Reward scale and value range.** The adapter keeps mjlab's dt-scaled rewards (so returns equal mjlab PPO's). On
-  the G1 velocity tasks the positive terms (velocity tracking 2 + 2, upright 1, pose 1) give at most about
-  6 * 0.02 = 0.12 per step, so with gamma 0.99 a perfect policy is worth about 12; penalties (joint limits, action
-  rate, foot clearance, self collisions) push early values below 0. The C51 support is [-10, 15] with reward scale 1.
-- **FastTD3** follows its published Isaac Lab velocity recipe (4096 envs, 4 critic updates per env step, 8-step
-  returns, gamma 0.99, critic 1024-512-256, actor 512-256-128, 251 atoms on Isaac Lab). The buffer holds 5120
-  transitions per env in bfloat16 (21M transitions, about 11 GB) instead of 10,240 in fp32, so it fits beside
-  the simulator on an 80 GB GPU.
-- **PQL** follows its paper (batch 8192, 8 critic updates per env step, 1 policy update per 2, 3-step returns,
-  tau 0.05, lr 5e-4, grad clip 0.5, 512-256-128 ELU, mixed exploration std linspace(0.05, 0.8), C51 with 51 atoms,
-  buffer 5e6). Its reward scale of 0.01 was for unscaled Isaac Gym rewards; these are already dt-scaled.
 - **Asymmetric critic.** Both tasks have a privileged ``critic`` observation group (unbiased joint positions, foot
   contacts and heights, and the terrain scan on rough); the trainer feeds it to the critic whenever the env's spec
   has ``critic_obs_dim``, so no preset field is needed.
@@ -25,7 +16,9 @@ import functools
 from typing import TYPE_CHECKING, Any
 
 from parallel_rl.config import ConfigError, suggest
+from parallel_rl.integrations.mjlab import G1_RECIPES
 from tasks import TaskEntry
+from tasks.backend import CpuScale, Preset, cpu_preset
 
 if TYPE_CHECKING:  # annotations only: naming a task must not import torch
     import torch
@@ -36,73 +29,18 @@ PREFIX = "mjlab:"
 G1_TASKS = ("Mjlab-Velocity-Flat-Unitree-G1", "Mjlab-Velocity-Rough-Unitree-G1")
 """mjlab task ids these presets were written for; other mjlab tasks get the generic presets below."""
 
-_G1_VALUE_RANGE = {"reward_scale": 1.0, "v_min": -10.0, "v_max": 15.0}
-
-_FASTTD3_G1 = {
-    "num_envs": 4096,
-    "total_env_steps": 500_000_000,  # a ceiling: benchmarks stop on --max-wall-seconds
-    "eval_envs": 256,
-    "eval_every": 10_000_000,
-    "schedule": {"utd": 4, "policy_ratio": 0.5},
-    "buffer": {"buffer_size": 4096 * 5120, "batch_size": 32_768, "storage_dtype": "bfloat16"},
-    "agent": {
-        **_G1_VALUE_RANGE,
-        "gamma": 0.99,
-        "n_step": 8,
-        "tau": 0.1,
-        "critic_hidden": (1024, 512, 256),
-        "actor_hidden": (512, 256, 128),
-        "activation": "relu",
-        "num_atoms": 251,
-        "std_min": 0.001,
-        "std_max": 0.4,
-    },
-}
-
-_PQL_G1 = {
-    "num_envs": 4096,
-    "total_env_steps": 500_000_000,
-    "eval_envs": 256,
-    "eval_every": 10_000_000,
-    "schedule": {"utd": 8, "policy_ratio": 0.5},
-    "buffer": {"buffer_size": 5_000_000, "batch_size": 8192},
-    "agent": {
-        **_G1_VALUE_RANGE,
-        "gamma": 0.99,
-        "n_step": 3,
-        "tau": 0.05,
-        "critic_lr": 5e-4,
-        "actor_lr": 5e-4,
-        "max_grad_norm": 0.5,
-        "critic_hidden": (512, 256, 128),
-        "actor_hidden": (512, 256, 128),
-        "activation": "elu",
-        "num_atoms": 51,
-        "std_min": 0.05,
-        "std_max": 0.8,
-        "target_noise": 0.0,
-    },
-}
+_FASTTD3_G1 = Preset(G1_RECIPES["fasttd3"])
+_PQL_G1 = Preset(G1_RECIPES["pql"])
 
 
-def _cpu(agent_preset: dict[str, Any]) -> dict[str, Any]:
-    """A CPU-sized variant: 4 envs, small networks, a few thousand transitions (one G1 step costs ~20 ms per env)."""
-    agent = {**agent_preset["agent"], "critic_hidden": (256, 256), "actor_hidden": (256, 256), "num_atoms": 51}
-    return {
-        "num_envs": 4,
-        "total_env_steps": 4000,
-        "eval_envs": 2,
-        "eval_every": 0,
-        "log_every": 10,
-        "schedule": {**agent_preset["schedule"], "utd": 2, "learning_starts": 10},
-        "buffer": {"buffer_size": 40_000, "batch_size": 256, "storage_dtype": "float32"},
-        "agent": agent,
-    }
+#: CPU size: 4 envs, small networks, a few thousand transitions (one G1 step costs ~20 ms per env on a CPU).
+CPU_SCALE = CpuScale(num_envs=4, total_env_steps=4000, eval_envs=2, buffer_size=40_000, num_atoms=51,
+                     extra={"log_every": 10})  # fmt: skip
 
 
-PRESETS: dict[str, dict[str, dict[str, Any]]] = {
-    "fasttd3": {"default": _FASTTD3_G1, "cpu": _cpu(_FASTTD3_G1)},
-    "pql": {"default": _PQL_G1, "cpu": _cpu(_PQL_G1)},
+PRESETS: dict[str, dict[str, Preset]] = {
+    "fasttd3": {"default": _FASTTD3_G1, "cpu": cpu_preset(_FASTTD3_G1, "fasttd3", CPU_SCALE)},
+    "pql": {"default": _PQL_G1, "cpu": cpu_preset(_PQL_G1, "pql", CPU_SCALE)},
 }
 """algo -> preset name -> overrides; the same for the flat and rough G1 tasks (rough only adds critic inputs)."""
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from parallel_rl.envs._optional import check_backend
-from tasks.backend import Backend, Presets
+from tasks.backend import Backend, Preset, Presets
 from tasks.recipes import cpu_presets, fasttd3, pql_for
 
 if TYPE_CHECKING:  # annotations only: naming a task must not import torch
@@ -40,8 +40,8 @@ ENV_DEFAULTS: dict[str, dict[str, Any]] = {
 #: Options that configure the adapter rather than Playground's task config.
 ADAPTER_OPTIONS = ("impl", "obs_key", "critic_obs_key")
 
-_PLAYGROUND = {"agent": {"gamma": 0.97, "n_step": 1, "v_min": -10.0, "v_max": 10.0}}
-_DMC = {"agent": {"gamma": 0.97, "n_step": 3, "v_min": -500.0, "v_max": 500.0, "std_min": 0.1, "target_noise": 0.1}}
+_PLAYGROUND = Preset(agent={"gamma": 0.97, "n_step": 1, "v_min": -10.0, "v_max": 10.0})
+_DMC = Preset(agent={"gamma": 0.97, "n_step": 3, "v_min": -500.0, "v_max": 500.0, "std_min": 0.1, "target_noise": 0.1})
 
 
 def presets(task: str) -> Presets:

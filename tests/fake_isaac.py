@@ -62,6 +62,7 @@ class FakeLabCfg:
     decimation: int = 2
     episode_length_s: float = 0.2  # 10 steps of 0.02 s
     seed: int | None = None
+    is_finite_horizon: bool = False
 
 
 class _ObservationManager:
@@ -120,6 +121,7 @@ class _FakeLabBase(gym.Env):
         terminated = self.x.abs() > 1.0
         time_outs = self.episode_length_buf >= self.max_episode_length
         reward = self.x.clone()
+        self.reset_terminated, self.reset_time_outs = terminated, time_outs  # as ManagerBasedRLEnv/DirectRLEnv keep
         reset_ids = (terminated | time_outs).nonzero(as_tuple=False).squeeze(-1)
         if len(reset_ids) > 0:
             self._reset_idx(reset_ids)
@@ -184,8 +186,61 @@ def isaaclab_modules() -> dict[str, types.ModuleType]:
     utils.parse_env_cfg = parse_env_cfg
     isaaclab_tasks.utils = utils
     _register_lab_tasks()
+    isaaclab_rl = types.ModuleType("isaaclab_rl")
+    rsl_rl = types.ModuleType("isaaclab_rl.rsl_rl")
+    rsl_rl.RslRlVecEnvWrapper = FakeRslRlVecEnvWrapper
+    isaaclab_rl.rsl_rl = rsl_rl
     return {"isaaclab": isaaclab, "isaaclab.app": app, "isaaclab_tasks": isaaclab_tasks,
-            "isaaclab_tasks.utils": utils}  # fmt: skip
+            "isaaclab_tasks.utils": utils, "isaaclab_rl": isaaclab_rl, "isaaclab_rl.rsl_rl": rsl_rl}  # fmt: skip
+
+
+class FakeRslRlVecEnvWrapper:
+    """Isaac Lab's ``isaaclab_rl.rsl_rl.RslRlVecEnvWrapper`` (rsl_rl's VecEnv): resets once at construction;
+    ``get_observations()`` -> TensorDict of groups; ``step`` -> ``(obs, rew, dones, extras)`` with
+    ``extras["time_outs"]`` unless the task is finite-horizon; ``episode_length_buf`` is the env's."""
+
+    def __init__(self, env, clip_actions: float | None = None) -> None:
+        from tensordict import TensorDict
+
+        self._td = TensorDict
+        self.env, self.clip_actions = env, clip_actions
+        self.num_envs = self.unwrapped.num_envs
+        self.device = self.unwrapped.device
+        self.max_episode_length = self.unwrapped.max_episode_length
+        self.num_actions = gym.spaces.flatdim(self.unwrapped.single_action_space)
+        self.cfg = self.unwrapped.cfg
+        self.env.reset()
+
+    @property
+    def unwrapped(self):
+        return self.env.unwrapped
+
+    @property
+    def episode_length_buf(self) -> torch.Tensor:
+        return self.unwrapped.episode_length_buf
+
+    @episode_length_buf.setter
+    def episode_length_buf(self, value: torch.Tensor) -> None:
+        self.unwrapped.episode_length_buf = value
+
+    def get_observations(self):
+        base = self.unwrapped
+        groups = (
+            base.observation_manager.compute() if hasattr(base, "observation_manager") else base._get_observations()
+        )
+        return self._td(groups, batch_size=[self.num_envs])
+
+    def step(self, actions: torch.Tensor):
+        if self.clip_actions is not None:
+            actions = torch.clamp(actions, -self.clip_actions, self.clip_actions)
+        obs, rew, terminated, truncated, extras = self.env.step(actions)
+        dones = (terminated | truncated).to(dtype=torch.long)
+        if not self.unwrapped.cfg.is_finite_horizon:
+            extras["time_outs"] = truncated
+        return self._td(obs, batch_size=[self.num_envs]), rew, dones, extras
+
+    def close(self) -> None:
+        self.env.close()
 
 
 # ---- Isaac Gym ----------------------------------------------------------------------------------------------------

@@ -20,6 +20,7 @@ INSTALL_HINTS: dict[str, str] = {
     "isaaclab": "Isaac Lab is not installed: install Isaac Sim 4.5+ and Isaac Lab 2.x "
     "(https://isaac-sim.github.io/IsaacLab/main/source/setup/installation/index.html), which provide the "
     "'isaaclab' and 'isaaclab_tasks' packages",
+    "torchrl": 'torchrl is not installed: pip install -e ".[torchrl]" (torchrl 0.14 with the tensordict it pins)',
     "isaacgym": "Isaac Gym is not installed: download Isaac Gym Preview 4 (https://developer.nvidia.com/isaac-gym), "
     "pip install -e isaacgym/python, then pip install -e IsaacGymEnvs (https://github.com/isaac-sim/IsaacGymEnvs)",
 }
@@ -30,6 +31,7 @@ REQUIRED_MODULES: dict[str, tuple[str, ...]] = {
     "gym": ("gymnasium", "mujoco"),
     "isaaclab": ("isaaclab", "isaaclab_tasks"),
     "isaacgym": ("isaacgym", "isaacgymenvs"),
+    "torchrl": ("torchrl",),
 }
 
 
