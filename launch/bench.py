@@ -563,4 +563,6 @@ def main(args: list[str] | None = None) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    main()
+    from launch._cli import run_cli
+
+    run_cli(main)

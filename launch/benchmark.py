@@ -144,7 +144,8 @@ def trainer_runner(algo: str) -> Runner:
         train_dir = run_dir / "train"
         args = ["--task", task, "--algo", algo, "--preset", preset, "--seed", str(seed), "--device", device,
                 "--total-env-steps", str(env_step_budget), "--max-wall-seconds", str(time_budget_s),
-                "--run-dir", str(train_dir), "--no-progress", *overrides_to_flags(overrides)]  # fmt: skip
+                "--run-dir", str(train_dir), "--overwrite",  # a run that did not finish starts again
+                "--no-progress", *overrides_to_flags(overrides)]  # fmt: skip
         command = [sys.executable, "-m", "launch.train", *args]
         (run_dir / "command.txt").write_text(shlex.join(command) + "\n")
         # A run that hangs (a simulator that never returns) is stopped: training time is boxed by the trainer, the
@@ -487,6 +488,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any] | None:
 if __name__ == "__main__":
     # Run the canonical module's main, so that suites and runners registered by other modules (which import
     # ``launch.benchmark``) land in the same registries as ours.
+    from launch._cli import run_cli
     from launch.benchmark import main as canonical_main
 
-    canonical_main()
+    run_cli(canonical_main)

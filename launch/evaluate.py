@@ -1,7 +1,8 @@
 """Evaluate a checkpoint: ``python -m launch.evaluate --checkpoint runs/.../checkpoints/final.pt [--video out.mp4]``.
 
 Runs the deterministic policy (normalizer and action scaling included, as ``parallel_rl.load_policy`` builds it) on
-``--num-envs`` copies of the checkpoint's task and prints return and episode-length statistics as JSON.
+``--num-envs`` copies of the checkpoint's task. At a terminal it prints one summary line (the per-episode details go
+to ``--out``); into a pipe or file it prints the statistics as JSON.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ import sys
 from dataclasses import dataclass
 
 import tyro
+
+from launch._cli import fail, run_cli
 
 
 @dataclass(frozen=True)
@@ -50,8 +53,6 @@ class EvaluateArgs:
 def main(args: list[str] | None = None) -> dict:
     import tasks
     from parallel_rl.config import ConfigError
-    from parallel_rl.io import write_json
-    from parallel_rl.io.evaluation import evaluate_checkpoint
 
     opts = tyro.cli(EvaluateArgs, args=sys.argv[1:] if args is None else args, description=EvaluateArgs.__doc__)
     for name in ("num_envs", "video_episodes", "width", "height"):
@@ -62,6 +63,9 @@ def main(args: list[str] | None = None) -> dict:
         if getattr(opts, name) is not None and getattr(opts, name) < 1:
             print(f"error: --{name.replace('_', '-')} must be >= 1, got {getattr(opts, name)}", file=sys.stderr)
             raise SystemExit(2)
+    from parallel_rl.io import write_json  # torch is imported from here on, after --help and the checks
+    from parallel_rl.io.evaluation import evaluate_checkpoint
+
     try:
         stats = evaluate_checkpoint(
             opts.checkpoint, tasks.make_env, num_envs=opts.num_envs, episodes=opts.episodes, seed=opts.seed,
@@ -71,15 +75,32 @@ def main(args: list[str] | None = None) -> dict:
     except (ConfigError, FileNotFoundError, ValueError, TypeError, ImportError) as e:
         print(f"error: {e}", file=sys.stderr)
         raise SystemExit(2) from None
+    line = summary_line(stats)
     if opts.out:
-        write_json(opts.out, stats)
-    print(json.dumps(stats, indent=2))
+        try:
+            write_json(opts.out, stats)
+        except OSError as e:
+            print(line, file=sys.stderr)
+            fail(f"--out {opts.out}: cannot write ({e.strerror or e}); the statistics are only in the line above", 1)
+    if sys.stdout.isatty():  # a person: one line; the per-episode details are in --out
+        print(line + (f"; details in {opts.out}" if opts.out else "; --out FILE saves the per-episode details"))
+    else:  # a pipe or a file: the whole statistics as JSON, for scripts
+        print(json.dumps(stats, indent=2))
     return stats
 
 
+def summary_line(stats: dict) -> str:
+    n = stats.get("episodes", len(stats.get("returns", [])))
+    return (
+        f"return {stats['return_mean']:.2f} +- {stats['return_std']:.2f} (min {stats['return_min']:.2f}, max "
+        f"{stats['return_max']:.2f}) over {n} episodes, mean length {stats.get('length_mean', float('nan')):.1f}"
+    )
+
+
 def cli() -> None:
-    """Console-script entry point (the JSON goes to stdout; the exit status says whether it worked)."""
-    main()
+    """Console-script entry point (a summary line at a terminal, JSON into a pipe; the exit status says whether it
+    worked)."""
+    run_cli(main)
 
 
 if __name__ == "__main__":

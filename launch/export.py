@@ -33,12 +33,12 @@ class ExportArgs:
 
 
 def main(args: list[str] | None = None) -> dict:
-    from parallel_rl.io.export import ExportMismatch, export_checkpoint
-
     opts = tyro.cli(ExportArgs, args=sys.argv[1:] if args is None else args, description=ExportArgs.__doc__)
     if opts.num_probe < 8:
         print(f"error: --num-probe must be >= 8, got {opts.num_probe}", file=sys.stderr)
         raise SystemExit(2)
+    from parallel_rl.io.export import ExportMismatch, export_checkpoint  # imports torch: after --help and checks
+
     try:
         report = export_checkpoint(opts.checkpoint, opts.format, opts.out, atol=opts.atol, num_probe=opts.num_probe)
     except ExportMismatch as e:
@@ -48,6 +48,9 @@ def main(args: list[str] | None = None) -> dict:
     except (FileNotFoundError, ValueError, ImportError) as e:
         print(f"error: {e}", file=sys.stderr)
         raise SystemExit(2) from None
+    except OSError as e:  # a read-only or full --out directory
+        print(f"error: cannot write {e.filename or opts.out}: {e.strerror or e}; nothing was exported", file=sys.stderr)
+        raise SystemExit(1) from None
     print(json.dumps(report, indent=2))
     print(f"exported {report['path']}: max abs diff {report['max_abs_diff']:.2e} vs torch (atol {opts.atol:g})",
           file=sys.stderr)  # fmt: skip
@@ -56,7 +59,9 @@ def main(args: list[str] | None = None) -> dict:
 
 def cli() -> None:
     """Console-script entry point (the JSON goes to stdout; the exit status says whether it worked)."""
-    main()
+    from launch._cli import run_cli
+
+    run_cli(main)
 
 
 if __name__ == "__main__":

@@ -172,8 +172,10 @@ def run_ours(
             built.append(num_envs)
             return MjlabVecEnv(task.removeprefix("mjlab:"), num_envs, device, seed, **short)
 
+    # --overwrite: a run that did not finish starts again in its directory
     cfg = parse(["--task", task, "--algo", algo, "--preset", preset, "--seed", str(seed), "--device", device,
-                 "--max-wall-seconds", str(time_budget_s), "--no-progress", "--run-dir", str(run_dir)])  # fmt: skip
+                 "--max-wall-seconds", str(time_budget_s), "--no-progress", "--run-dir", str(run_dir),
+                 "--overwrite"])  # fmt: skip
     if env_step_budget < cfg.total_env_steps:
         from parallel_rl.config import replace_nested
 
@@ -299,4 +301,6 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from launch._cli import run_cli
+
+    run_cli(main)

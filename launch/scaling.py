@@ -686,10 +686,21 @@ def main(argv: list[str] | None = None):
         if train_args:
             raise ConfigError("only `sweep` takes training flags after --")
         return DISPATCH[type(args)](args)
-    except (ValueError, FileNotFoundError, ImportError) as e:  # ConfigError, FitsError, RunTableError included
+    except ImportError as e:
+        if e.name and e.name.split(".")[0] in ("scipy", "matplotlib"):  # the optional extra of the README
+            e = ImportError(f"{type(args).__name__.lower()} needs {e.name.split('.')[0]}, part of the scaling extra: "
+                            'pip install -e ".[scaling]"')  # fmt: skip
         print(f"error: {e}", file=sys.stderr)
         raise SystemExit(2) from None
+    except (ValueError, FileNotFoundError) as e:  # ConfigError, FitsError, RunTableError included
+        print(f"error: {e}", file=sys.stderr)
+        raise SystemExit(2) from None
+    except OSError as e:  # an --out on a read-only or full disk
+        print(f"error: {e.filename or ''}: {e.strerror or e}", file=sys.stderr)
+        raise SystemExit(1) from None
 
 
 if __name__ == "__main__":
-    main()
+    from launch._cli import run_cli
+
+    run_cli(main)

@@ -9,7 +9,10 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import math
+import re
+import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal, get_args
 
 AlgoName = Literal["fasttd3", "pql", "dac", "dea", "vpl"]
@@ -243,6 +246,9 @@ class TrainConfig:
     """Include the replay buffer in checkpoints (large; needed for a resume that continues bit for bit)."""
     resume: str | None = None
     """Resume from a checkpoint file, or 'latest' (the newest under <run-dir>/checkpoints; needs --run-dir)."""
+    overwrite: bool = False
+    """Replace the run already in --run-dir (its logs, checkpoints and TensorBoard files are deleted). Without it
+    (or --resume) a run directory that holds a run is refused, so two runs never mix."""
     progress: bool = True
     """Show a progress bar."""
     torch_threads: int = 0
@@ -258,6 +264,31 @@ class ConfigError(ValueError):
     """A configuration value that cannot work; raised before any training starts."""
 
 
+DEVICE_PATTERN = re.compile(r"auto|cpu|cuda(:\d+)?|mps")
+"""Devices a run can use; checked as text so that a typo fails before torch is imported."""
+
+
+def check_device_name(device: str) -> None:
+    if not DEVICE_PATTERN.fullmatch(device):
+        raise ConfigError(f"--device: {device!r} is not a device this library trains on{suggest(device, DEVICES)} "
+                          f"(valid: auto, cpu, cuda, cuda:N, mps)")  # fmt: skip
+
+
+DEVICES = ("auto", "cpu", "cuda", "mps")
+
+
+def _non_finite_fields(cfg: object, prefix: str = "") -> list[tuple[str, float]]:
+    """(flag name, value) of every float field of ``cfg`` and its sections that is NaN or infinite."""
+    out = []
+    for f in dataclasses.fields(cfg):
+        value = getattr(cfg, f.name)
+        if dataclasses.is_dataclass(value):
+            out += _non_finite_fields(value)
+        elif isinstance(value, float) and not math.isfinite(value):
+            out.append((f.name, value))
+    return out
+
+
 def validate(cfg: TrainConfig) -> None:
     """Fail early, once, naming the field and what would be valid."""
 
@@ -265,6 +296,11 @@ def validate(cfg: TrainConfig) -> None:
         raise ConfigError(f"--{name.replace('_', '-')}: {msg}")
 
     s, b, a = cfg.schedule, cfg.buffer, cfg.agent
+    for name, value in _non_finite_fields(cfg):  # NaN passes every comparison below and inf breaks the schedule
+        bad(name, f"must be a finite number, got {value}")
+    check_device_name(cfg.device)
+    if cfg.resume and cfg.overwrite:
+        bad("overwrite", "deletes the run that --resume continues; give one of them")
     if cfg.algo not in ALGOS:
         bad("algo", f"unknown algorithm {cfg.algo!r}; valid: {', '.join(ALGOS)}")
     if cfg.num_envs < 1:
@@ -350,8 +386,19 @@ def validate(cfg: TrainConfig) -> None:
         bad("num_critics", f"must be >= 1, got {a.num_critics}")
     if not 0 <= a.std_min <= a.std_max:
         bad("std_min", f"need 0 <= std_min <= std_max, got {a.std_min}, {a.std_max}")
-    if a.critic_lr <= 0 or a.actor_lr <= 0:
-        bad("critic_lr", "learning rates must be > 0")
+    if a.critic_lr <= 0:
+        bad("critic_lr", f"must be > 0, got {a.critic_lr}")
+    if a.actor_lr <= 0:
+        bad("actor_lr", f"must be > 0, got {a.actor_lr}")
+    for name in ("weight_decay", "max_grad_norm", "target_noise", "target_noise_clip"):
+        if getattr(a, name) < 0:
+            bad(name, f"must be >= 0, got {getattr(a, name)}")
+
+
+def default_run_dir(cfg: TrainConfig) -> Path:
+    """runs/<task>-<algo>-seed<seed>-<time> (the task name made file-safe)."""
+    task = re.sub(r"[^A-Za-z0-9_.-]+", "_", cfg.task)
+    return Path("runs") / f"{task}-{cfg.algo}-seed{cfg.seed}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
 def replace_nested(cfg: TrainConfig, overrides: dict) -> TrainConfig:
@@ -376,7 +423,7 @@ def suggest(name: str, choices: list[str] | tuple[str, ...]) -> str:
 RESUME_MAY_CHANGE = frozenset({
     "total_env_steps", "run_dir", "progress", "log_every", "eval_every", "eval_envs", "max_wall_seconds",
     "stop_at_return",
-    "checkpoint_every", "keep_checkpoints", "checkpoint_buffer", "resume", "torch_threads", "device",
+    "checkpoint_every", "keep_checkpoints", "checkpoint_buffer", "resume", "overwrite", "torch_threads", "device",
     *(f.name for f in dataclasses.fields(LoggingConfig)),
 })  # fmt: skip
 

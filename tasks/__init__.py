@@ -8,20 +8,30 @@ command line override them again.
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from parallel_rl.config import ConfigError, suggest
-from parallel_rl.envs import VecEnv
 from parallel_rl.envs._optional import BackendUnavailable
 from tasks import presets_gym, presets_isaacgym, presets_isaaclab, presets_playground, presets_torchrl
 from tasks.backend import Backend, CpuScale, Preset, TaskName, cpu_presets, merge, parse_task_name
-from tasks.cartpole_swingup import CartpoleSwingup
-from tasks.pendulum import Pendulum
-from tasks.reacher import Reacher3
+
+if TYPE_CHECKING:  # annotations only: naming a task (``--help``, presets) must not import torch
+    import torch
+
+    from parallel_rl.envs import VecEnv
+
+
+def _lazy(module: str, name: str) -> Callable[..., VecEnv]:
+    """The env class ``module.name``, imported when the first env is made (the registry imports no torch)."""
+
+    def make(*args: Any, **kwargs: Any) -> VecEnv:
+        return getattr(importlib.import_module(module), name)(*args, **kwargs)
+
+    make.__qualname__ = make.__name__ = name
+    return make
 
 
 @dataclass(frozen=True)
@@ -47,19 +57,19 @@ def _cpu_presets(total_env_steps: int, agent: dict[str, Any]) -> dict[str, dict[
 TASKS: dict[str, TaskEntry] = {
     # Rewards in [-16.3, 0]; scaled by 0.1, the discounted values of a competent policy lie within [-50, 1].
     "pendulum": TaskEntry(
-        Pendulum,
+        _lazy("tasks.pendulum", "Pendulum"),
         "Gymnasium Pendulum-v1 in torch (obs 3, act 1, 200 steps)",
         _cpu_presets(40_000, {"reward_scale": 0.1, "v_min": -50.0, "v_max": 1.0, "std_min": 0.05, "std_max": 0.8}),
     ),
     # Rewards in [0, 1]: discounted values lie in [0, 100].
     "cartpole-swingup": TaskEntry(
-        CartpoleSwingup,
+        _lazy("tasks.cartpole_swingup", "CartpoleSwingup"),
         "cart-pole swing-up, continuous force (obs 5, act 1, 200 steps, terminates off the track)",
         _cpu_presets(80_000, {"v_min": -1.0, "v_max": 101.0, "std_min": 0.05, "std_max": 0.8}),
     ),
     # Rewards in about [-1.3, 0]; gamma 0.97 keeps values within [-45, 0].
     "reacher3": TaskEntry(
-        Reacher3,
+        _lazy("tasks.reacher", "Reacher3"),
         "planar 3-link arm reaching a random target (obs 13, act 3, 100 steps)",
         _cpu_presets(100_000, {"gamma": 0.97, "v_min": -45.0, "v_max": 1.0, "std_min": 0.05, "std_max": 0.6}),
     ),

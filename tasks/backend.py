@@ -15,10 +15,12 @@ import types
 import typing
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from parallel_rl.config import ConfigError, TrainConfig, replace_nested, suggest, validate
-from parallel_rl.envs import VecEnv
+
+if TYPE_CHECKING:  # annotations only: naming a task must not import torch
+    from parallel_rl.envs import VecEnv
 
 Presets = dict[str, dict[str, "Preset"]]
 """algo -> preset name -> Preset (a typed partial TrainConfig)."""

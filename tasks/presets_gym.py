@@ -12,12 +12,14 @@ No published FastTD3/PQL numbers exist for these; the presets are ours, stated h
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from parallel_rl.envs import VecEnv
 from parallel_rl.envs._optional import check_backend
 from tasks.backend import Backend, Presets
 from tasks.recipes import cpu_presets, fasttd3, pql_for
+
+if TYPE_CHECKING:  # annotations only: naming a task must not import torch
+    from parallel_rl.envs import VecEnv
 
 _VALUES = {
     "Humanoid-v5": {"reward_scale": 0.1, "v_min": -10.0, "v_max": 110.0},
@@ -46,8 +48,13 @@ def check(task: str) -> None:
 
     try:
         entry_point = str(gymnasium.spec(task).entry_point)
-    except gymnasium.error.Error:
-        return  # an unknown id is reported by the adapter, with Gymnasium's suggestion
+    except gymnasium.error.Error as e:  # an unknown id: say so now, with the nearest registered id
+        from parallel_rl.config import ConfigError, suggest
+
+        if ":" in task:  # "module:Env-v0" registers on import; let the adapter report it
+            return
+        hint = suggest(task, list(gymnasium.registry)) or f"; {str(e).strip().rstrip('.')}"
+        raise ConfigError(f"unknown Gymnasium id {task!r}{hint} (see gymnasium.pprint_registry())") from None
     if "mujoco" in entry_point and "mujoco" in missing_modules("gym"):
         raise BackendUnavailable(f"{INSTALL_HINTS['gym']} (missing module: mujoco)")
 

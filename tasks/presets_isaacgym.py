@@ -14,12 +14,14 @@ Evaluation shares the training simulation (one per process): ``eval_envs`` equal
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from parallel_rl.envs import VecEnv
 from parallel_rl.envs._optional import check_backend
 from tasks.backend import Backend, Preset, Presets, merge
 from tasks.recipes import PQL, cpu_presets, fasttd3
+
+if TYPE_CHECKING:  # annotations only: naming a task must not import torch
+    from parallel_rl.envs import VecEnv
 
 TUNED = ("Ant", "Humanoid", "ShadowHand", "AllegroHand")
 _SCALE = Preset(agent={"reward_scale": 0.01, "v_min": -10.0, "v_max": 10.0, "gamma": 0.99})

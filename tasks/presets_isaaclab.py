@@ -16,12 +16,14 @@ Evaluation shares the training simulation (Isaac Lab runs one per process): ``ev
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from parallel_rl.envs import VecEnv
 from parallel_rl.envs._optional import check_backend
 from tasks.backend import Backend, Preset, Presets, merge
 from tasks.recipes import cpu_presets, fasttd3, pql_for
+
+if TYPE_CHECKING:  # annotations only: naming a task must not import torch
+    from parallel_rl.envs import VecEnv
 
 VELOCITY = ("Isaac-Velocity-Flat-H1-v0", "Isaac-Velocity-Flat-G1-v0", "Isaac-Velocity-Rough-H1-v0",
             "Isaac-Velocity-Rough-G1-v0")  # fmt: skip

@@ -13,15 +13,17 @@ script runs; their reasons are written there. Here they become typed presets.
 from __future__ import annotations
 
 import functools
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from parallel_rl.config import ConfigError, suggest
-from parallel_rl.envs.base import VecEnv
 from parallel_rl.integrations.mjlab import G1_RECIPES
 from tasks import TaskEntry
 from tasks.backend import CpuScale, Preset, cpu_preset
+
+if TYPE_CHECKING:  # annotations only: naming a task must not import torch
+    import torch
+
+    from parallel_rl.envs.base import VecEnv
 
 PREFIX = "mjlab:"
 G1_TASKS = ("Mjlab-Velocity-Flat-Unitree-G1", "Mjlab-Velocity-Rough-Unitree-G1")
@@ -74,8 +76,8 @@ def mjlab_task_entry(name: str) -> TaskEntry:
     task_id = _task_id(name)
     try:
         known = list_mjlab_tasks()
-    except MjlabMissingError as e:
-        raise ConfigError(f"--task {name}: {e}") from None
+    except MjlabMissingError as e:  # tasks.check_installed puts "--task <name>: " in front
+        raise ConfigError(str(e)) from None
     if task_id not in known:
         raise ConfigError(
             f"--task: unknown mjlab task {task_id!r}{suggest(task_id, known)} (known: "

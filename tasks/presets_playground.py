@@ -13,12 +13,14 @@ Presets (``default`` = published scale for a GPU; ``cpu`` = the same algorithm s
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from parallel_rl.envs import VecEnv
 from parallel_rl.envs._optional import check_backend
 from tasks.backend import Backend, Preset, Presets
 from tasks.recipes import cpu_presets, fasttd3, pql_for
+
+if TYPE_CHECKING:  # annotations only: naming a task must not import torch
+    from parallel_rl.envs import VecEnv
 
 DM_CONTROL = ("CheetahRun", "WalkerRun", "HumanoidWalk", "HumanoidRun")
 HUMANOID_LOCOMOTION = ("G1JoystickFlatTerrain", "G1JoystickRoughTerrain", "T1JoystickFlatTerrain",

@@ -42,7 +42,9 @@ def categorical_projection(
     v_min, v_max = support[0], support[-1]
     delta = (v_max - v_min) / (num_atoms - 1)
     tz = (reward.unsqueeze(-1) + discount.unsqueeze(-1) * support).clamp(v_min, v_max)
-    b = ((tz - v_min) / delta).clamp(0, num_atoms - 1)
+    # nan_to_num: a NaN reward (a broken env) must not become an out-of-range index before the run's finite
+    # check stops it at the next log row; clamp alone keeps NaN, and NaN.long() is a huge negative index.
+    b = torch.nan_to_num((tz - v_min) / delta, nan=0.0).clamp(0, num_atoms - 1)
     lower = b.floor().clamp(max=num_atoms - 1)
     upper_w = b - lower  # in [0, 1); 0 when the target sits on an atom
     lower_idx = lower.long()

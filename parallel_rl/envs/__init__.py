@@ -1,5 +1,21 @@
-"""VecEnv protocol and shared env machinery; simulator adapters live beside it, one module per backend."""
+"""VecEnv protocol and shared env machinery; simulator adapters live beside it, one module per backend.
 
-from parallel_rl.envs.base import EnvSpec, TorchVecEnv, VecEnv, angle_normalize, check_action
+The names below are imported on first use, so that ``parallel_rl.envs._optional`` (what to install for a backend)
+loads without torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from parallel_rl.envs.base import EnvSpec, TorchVecEnv, VecEnv, angle_normalize, check_action
 
 __all__ = ["EnvSpec", "TorchVecEnv", "VecEnv", "angle_normalize", "check_action"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in __all__:
+        return getattr(importlib.import_module("parallel_rl.envs.base"), name)
+    raise AttributeError(f"module 'parallel_rl.envs' has no attribute {name!r}")

@@ -47,7 +47,10 @@ from tensordict import TensorDict
 
 from parallel_rl.envs.base import EnvSpec, check_action
 
-INSTALL_HINT = "pip install 'parallel-rl[mjlab]'"
+INSTALL_HINT = (
+    "pip install 'parallel-rl[mjlab]' (from a clone, as in the README: python -m pip install -e \".[mjlab]\" "
+    "torch==2.13.0)"
+)
 ACTOR_GROUPS = ("actor", "policy")
 """Observation groups read as the actor's observation, first match wins (mjlab names it 'actor'; Isaac Lab-style
 configs use 'policy')."""

@@ -4,54 +4,135 @@ from __future__ import annotations
 
 import math
 import os
-import shutil
-import tempfile
+import pickle
+import re
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from parallel_rl.io.files import atomic_copy, temp_path_for
 from parallel_rl.nets import Actor, DeployedPolicy, NetSpec, RunningNorm
 
 SCHEMA_VERSION = 2
 """2: full training state (optimizers, RNGs, channels, actor, optional buffer) beside the policy."""
 
 
+def _plain_containers(value: Any) -> Any:
+    """TensorDicts -> nested dicts of tensors, recursively, so a checkpoint holds only what the restricted loader
+    (``weights_only=True``) reads: tensors, numbers, strings, containers (``load_state_dict`` of a TensorDict
+    takes the dict back)."""
+    if isinstance(value, dict):
+        return {k: _plain_containers(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain_containers(v) for v in value]
+    if isinstance(value, tuple):
+        return tuple(_plain_containers(v) for v in value)
+    to_dict = getattr(value, "to_dict", None)
+    if to_dict is not None and type(value).__module__.startswith("tensordict"):
+        return _plain_containers(to_dict())
+    return value
+
+
 def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> Path:
     """Write ``payload`` (plus the schema version) to ``path`` via a temporary file, fsync and rename, so a crash
-    mid-write never leaves a truncated checkpoint under the final name."""
+    mid-write never leaves a truncated checkpoint under the final name (a kill leaves a ``.tmp`` file that the next
+    start removes). The file is private (0600): it holds the whole training state."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    fd, tmp = temp_path_for(path)
     try:
         with os.fdopen(fd, "wb") as f:
-            torch.save({"schema_version": SCHEMA_VERSION, **payload}, f)
+            torch.save({"schema_version": SCHEMA_VERSION, **_plain_containers(payload)}, f)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o600)
         os.replace(tmp, path)
+    except RuntimeError as e:  # torch's writer wraps a full disk's OSError in a RuntimeError
+        tmp.unlink(missing_ok=True)
+        cause = e.__context__ or e.__cause__
+        if isinstance(cause, OSError):
+            raise OSError(cause.errno, cause.strerror, str(path)) from None
+        raise
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
     return path
 
 
-def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+POLICY_FIELDS = ("policy_spec", "actor", "normalizer")
+"""What ``load_policy`` needs from a checkpoint."""
+TRAINING_FIELDS = POLICY_FIELDS + ("config", "scheduler", "progress")
+"""What ``--resume`` needs at least (a field missing deeper is reported by the trainer as it loads)."""
+SPEC_FIELDS = ("obs_dim", "act_dim", "hidden", "activation", "action_low", "action_high")
+
+
+def _safe_globals() -> list[Any]:
+    """The only non-container types a checkpoint may hold: numpy arrays (numpy's RNG state) and, in files written
+    before TensorDicts were stored as dicts, TensorDicts. Anything else (a crafted pickle calling ``os.system``)
+    is refused by torch's restricted unpickler without running."""
+    import numpy as np
+
+    allowed: list[Any] = [np.ndarray, np.dtype, type(np.dtype(np.uint32)), type(np.dtype(np.float64)),
+                          type(np.dtype(np.int64))]  # fmt: skip
+    try:
+        allowed.append(np._core.multiarray._reconstruct)
+    except AttributeError:  # numpy < 2
+        allowed.append(np.core.multiarray._reconstruct)
+    try:
+        from tensordict import TensorDict
+        from tensordict._reductions import _make_td
+
+        allowed += [TensorDict, _make_td]
+    except ImportError:
+        pass
+    return allowed
+
+
+def load_checkpoint(
+    path: str | Path, map_location: str | torch.device = "cpu", require: tuple[str, ...] = ()
+) -> dict[str, Any]:
+    """Read a checkpoint with torch's restricted loader (no code runs from the file) and check that it is ours,
+    of this schema, and holds ``require``; every failure is one ``ValueError`` naming the file and the problem."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint not found: {path}")
     try:
-        ckpt = torch.load(path, map_location=map_location, weights_only=False)
+        with torch.serialization.safe_globals(_safe_globals()):
+            ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as e:
+        found = re.search(r"GLOBAL ([\w.]+)", str(e))
+        if found:  # a class or function torch's restricted unpickler would have had to call
+            raise ValueError(f"{path}: not a parallel_rl checkpoint: it refers to {found.group(1)}, which a "
+                             "checkpoint never holds (refused without running it)") from None  # fmt: skip
+        raise _unreadable(path, e) from None
     except Exception as e:  # torch raises several types for truncated or foreign files
-        older = [p for p in list_checkpoints(path.parent.parent) if p != path] if path.name.startswith("step_") else []
-        hint = f"; the previous checkpoint is {older[-1]}" if older else ""
-        raise ValueError(
-            f"{path} is not a readable parallel_rl checkpoint, probably truncated or corrupted "
-            f"({type(e).__name__}: {e}){hint}"
-        ) from e
-    if not isinstance(ckpt, dict) or ckpt.get("schema_version") != SCHEMA_VERSION:
-        found = ckpt.get("schema_version") if isinstance(ckpt, dict) else None
+        raise _unreadable(path, e) from None
+    if not isinstance(ckpt, dict) or "schema_version" not in ckpt:
+        raise ValueError(f"{path}: not a parallel_rl checkpoint (no schema_version; it holds a "
+                         f"{type(ckpt).__name__})")  # fmt: skip
+    if ckpt.get("schema_version") != SCHEMA_VERSION:
+        found = ckpt.get("schema_version")
         raise ValueError(f"{path}: checkpoint schema version {found!r}, this parallel_rl reads {SCHEMA_VERSION}")
+    missing = [k for k in require if k not in ckpt]
+    if "policy_spec" in require and isinstance(ckpt.get("policy_spec"), dict):
+        missing += [f"policy_spec.{k}" for k in SPEC_FIELDS if k not in ckpt["policy_spec"]]
+    if missing:
+        raise ValueError(f"{path}: schema-{SCHEMA_VERSION} checkpoint without {', '.join(missing)} (damaged, or not "
+                         "written by parallel_rl's trainer)")  # fmt: skip
     return ckpt
+
+
+def _unreadable(path: Path, e: Exception) -> ValueError:
+    older = [p for p in list_checkpoints(path.parent.parent) if p != path] if path.name.startswith("step_") else []
+    hint = f"; the previous checkpoint is {older[-1]}" if older else ""
+    if isinstance(e, pickle.UnpicklingError):  # torch's text here is advice about weights_only, not the cause
+        why = "its data is not a torch checkpoint"
+    else:
+        text = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        why = text.split(". ")[0].rstrip(".")[:160]
+    return ValueError(f"{path} is not a readable parallel_rl checkpoint, probably truncated or corrupted "
+                      f"({why}){hint}")  # fmt: skip
 
 
 def checkpoint_dir(run_dir: str | Path) -> Path:
@@ -99,7 +180,7 @@ class Checkpointer:
         rotate_checkpoints(self.run_dir, self.keep)
         if math.isfinite(ret) and ret > self.best_return:
             self.best_return = ret
-            shutil.copyfile(path, path.parent / "best.pt")
+            atomic_copy(path, path.parent / "best.pt", mode=0o600)  # private like every checkpoint
         return path
 
     def save_final(self, state: dict[str, Any]) -> Path:
@@ -129,7 +210,7 @@ def load_policy(checkpoint_path: str | Path, device: str | torch.device = "cpu")
 
     Needs only the checkpoint: the architecture and bounds are stored in it.
     """
-    ckpt = load_checkpoint(checkpoint_path, map_location=device)
+    ckpt = load_checkpoint(checkpoint_path, map_location=device, require=POLICY_FIELDS)
     spec = ckpt["policy_spec"]
     arch = NetSpec(**spec["arch"]) if spec.get("arch") else None
     actor = Actor(spec["obs_dim"], spec["act_dim"], tuple(spec["hidden"]), spec["activation"], spec=arch)

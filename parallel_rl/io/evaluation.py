@@ -52,8 +52,10 @@ def evaluate_episodes(
     width: int = 320,
     height: int = 240,
     video_max_frames: int | None = None,
-) -> dict[str, Any]:
+    should_stop: Callable[[], bool] | None = None,
+) -> dict[str, Any] | None:
     """Run ``policy`` (raw observation -> action in the env's bounds) until ``episodes`` episodes have ended.
+    None when ``should_stop()`` (a host-side flag, e.g. a signal arrived; checked every env step) turned true.
 
     ``video``, when given, is anything with ``add(frame)`` (e.g. ``Mp4Writer``): it receives the frames of the
     first ``video_episodes`` episodes of env ``video_env``, at most ``video_max_frames`` of them. Returns return
@@ -83,6 +85,8 @@ def evaluate_episodes(
     # Every episode ends within max_episode_steps, so this bound is never what stops a correct env.
     bound = max(per_env, video_episodes if video is not None else 0) * spec.max_episode_steps
     for steps in range(1, bound + 1):
+        if should_stop is not None and should_stop():
+            return None
         out = env.step(policy(obs))
         running_return += out["reward"]
         running_length += 1
@@ -138,11 +142,12 @@ class Evaluator:
         self.make_env, self.episodes, self.seed = make_env, episodes, seed
         self.env: VecEnv | None = None
 
-    def __call__(self, policy: torch.nn.Module, **video: Any) -> dict[str, Any]:
-        """Statistics of ``policy`` (raw obs -> env action); ``video`` goes to ``evaluate_episodes``."""
+    def __call__(self, policy: torch.nn.Module, **kwargs: Any) -> dict[str, Any] | None:
+        """Statistics of ``policy`` (raw obs -> env action); ``kwargs`` (video, should_stop) go to
+        ``evaluate_episodes``."""
         if self.env is None:
             self.env = self.make_env()
-        return evaluate_episodes(policy, self.env, self.episodes, seed=self.seed, **video)
+        return evaluate_episodes(policy, self.env, self.episodes, seed=self.seed, **kwargs)
 
 
 def evaluate_checkpoint(
@@ -163,9 +168,9 @@ def evaluate_checkpoint(
 ) -> dict[str, Any]:
     """Load the deterministic policy of ``checkpoint``, build its task with ``make_env(task, num_envs, device,
     seed)`` and evaluate it; writes an MP4 to ``video_path`` when given. ``task`` overrides the checkpoint's."""
-    from parallel_rl.io.checkpoint import load_checkpoint, load_policy
+    from parallel_rl.io.checkpoint import POLICY_FIELDS, load_checkpoint, load_policy
 
-    config = load_checkpoint(checkpoint).get("config") or {}
+    config = load_checkpoint(checkpoint, require=POLICY_FIELDS).get("config") or {}
     task = task or config.get("task")
     if not task:
         raise ValueError(f"{checkpoint}: the checkpoint's config names no task; pass the task explicitly")

@@ -14,6 +14,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from parallel_rl.io.files import append_text, atomic_write_text, csv_row_text, csv_text
+from parallel_rl.io.progress import Progress
+
 HPARAM_METRICS = ("final_eval_return", "eval_return", "episode_return")
 """Scalar tags the HParams tab shows next to each run's hyperparameters."""
 
@@ -26,7 +29,10 @@ class MetricsLogger:
 
     ``hparams`` (flat name -> int/float/str/bool, see ``flatten_hparams``) are written once to TensorBoard.
     ``wandb_run`` is a run from ``wandb.init`` (see ``parallel_rl.io.run_record.init_wandb``); the logger logs to
-    it and finishes it on ``close``.
+    it and finishes it on ``close``. ``purge_step`` (a resumed run: its checkpoint's step + 1) hides TensorBoard
+    events logged at or after it by the interrupted run, which the resumed run logs again.
+
+    Rewrites are atomic and failed appends are cut back, so a full disk never leaves half a file.
     """
 
     def __init__(
@@ -36,6 +42,7 @@ class MetricsLogger:
         hparams: Mapping[str, Any] | None = None,
         wandb_run: Any | None = None,
         hparam_metrics: tuple[str, ...] = HPARAM_METRICS,
+        purge_step: int | None = None,
     ) -> None:
         self.run_dir = Path(run_dir)
         self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -54,7 +61,7 @@ class MetricsLogger:
             try:
                 from torch.utils.tensorboard import SummaryWriter
 
-                self.writer = SummaryWriter(log_dir=str(self.run_dir / "tensorboard"))
+                self.writer = SummaryWriter(log_dir=str(self.run_dir / "tensorboard"), purge_step=purge_step)
             except ImportError:  # tensorboard is a dependency, but a stripped install still trains
                 self.writer = None
         if self.writer is not None and hparams:
@@ -75,12 +82,15 @@ class MetricsLogger:
         row = {"env_step": step, **metrics}
         self.rows.append(row)
         new = [k for k in row if k not in self.fields]
-        if new:
-            self.fields += new
-            self._rewrite()
-        else:
-            with self.csv_path.open("a", newline="") as f:
-                csv.DictWriter(f, fieldnames=self.fields).writerow(row)
+        try:
+            if new:
+                self._rewrite(self.fields + new)
+                self.fields += new
+            else:
+                append_text(self.csv_path, csv_row_text(self.fields, row))
+        except BaseException:
+            self.rows.pop()  # the file still ends at the previous row; keep memory in step with it
+            raise
         if self.writer is not None:
             for key, value in metrics.items():
                 self.writer.add_scalar(key, value, step)
@@ -98,11 +108,9 @@ class MetricsLogger:
         if self.wandb_run is not None:
             self.wandb_run.summary.update(dict(values))
 
-    def _rewrite(self) -> None:
-        with self.csv_path.open("w", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=self.fields)
-            w.writeheader()
-            w.writerows(self.rows)
+    def _rewrite(self, fields: list[str]) -> None:
+        """The whole CSV with a wider header, through a temporary file (the old file stays whole on failure)."""
+        atomic_write_text(self.csv_path, csv_text(fields, self.rows))
 
     def close(self) -> None:
         if self.writer is not None:
@@ -135,22 +143,19 @@ def flatten_hparams(config: Mapping[str, Any], prefix: str = "") -> dict[str, in
 
 
 def write_json(path: str | Path, data: dict[str, Any]) -> None:
-    Path(path).write_text(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
+    """Atomically (temporary file, fsync, rename): a crash leaves the previous file or the new one."""
+    atomic_write_text(path, json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
 
 
 class RunLogger:
     """A training run's rows (rank 0): throughput since the previous row (env steps/s, updates/s) added to each row
-    of metrics, written through a ``MetricsLogger``, and an optional progress bar over env steps."""
+    of metrics, written through a ``MetricsLogger``, and an optional progress display over env steps
+    (``io.progress``: a bar that moves every step in a terminal, one line per row elsewhere)."""
 
     def __init__(self, metrics: MetricsLogger, total_steps: int, start_step: int, start_updates: int,
                  progress: bool) -> None:  # fmt: skip
         self.metrics = metrics
-        self.bar = None
-        if progress:
-            from tqdm.auto import tqdm
-
-            self.bar = tqdm(total=total_steps, unit="step", unit_scale=True, dynamic_ncols=True, desc="env steps")
-            self.bar.update(start_step)
+        self.bar = Progress(total_steps, done=start_step) if progress else None
         self.last_time = time.perf_counter()
         self.last_step, self.last_updates = start_step, start_updates
         self.last_return = float("nan")  # episodes end in bursts; show the latest mean rather than flicker to nan
@@ -161,13 +166,16 @@ class RunLogger:
         return {"env_steps_per_s": (env_step - self.last_step) / dt,
                 "updates_per_s": (updates - self.last_updates) / dt}  # fmt: skip
 
-    def log(self, env_step: int, updates: int, row: dict[str, float]) -> None:
+    def advance(self, steps: int) -> None:
+        """After every vectorized env step: the bar moves (redrawn at most twice a second)."""
+        if self.bar is not None:
+            self.bar.advance(steps)
+
+    def log(self, env_step: int, updates: int, row: dict[str, float], final: bool = False) -> None:
         self.metrics.log(env_step, row)
         self.last_return = row.get("episode_return", self.last_return)
         if self.bar is not None:
-            self.bar.update(env_step - self.last_step)
-            self.bar.set_postfix(steps_s=f"{row.get('env_steps_per_s', 0):.0f}",
-                                 upd_s=f"{row.get('updates_per_s', 0):.0f}", ret=f"{self.last_return:.1f}")  # fmt: skip
+            self.bar.row(row.get("env_steps_per_s", 0.0), row.get("updates_per_s", 0.0), self.last_return, final)
         self.last_time, self.last_step, self.last_updates = time.perf_counter(), env_step, updates
 
     def log_final(self, env_step: int, summary: Mapping[str, Any]) -> None:

@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from parallel_rl.io.files import atomic_write_text
 from parallel_rl.io.logger import MetricsLogger, flatten_hparams, write_json
 
 CODE_COMMIT_ENV = "PARALLEL_RL_GIT_COMMIT"
@@ -39,7 +40,7 @@ def write_config_yaml(path: str | Path, config: Mapping[str, Any]) -> Path:
         raise ImportError("writing config.yaml needs PyYAML: pip install pyyaml") from e
     path = Path(path)
     header = "# Resolved config of this run (preset defaults, then command-line flags).\n"
-    path.write_text(header + yaml.safe_dump(_plain(config), sort_keys=False, default_flow_style=False))
+    atomic_write_text(path, header + yaml.safe_dump(_plain(config), sort_keys=False, default_flow_style=False))
     return path
 
 
@@ -104,7 +105,7 @@ def record_run_metadata(
     if record_code_version:
         info, diff = code_version()
         if diff is not None:
-            (run_dir / "code.diff").write_text(diff)
+            atomic_write_text(run_dir / "code.diff", diff)
             written["diff"] = run_dir / "code.diff"
             info["diff_file"] = "code.diff"
         write_json(run_dir / "code_version.json", info)
@@ -131,11 +132,14 @@ def init_wandb(
                       config=_plain(config))  # fmt: skip
 
 
-def open_run_logger(run_dir: str | Path, cfg: Any, extra: Mapping[str, Any] | None = None) -> MetricsLogger:
+def open_run_logger(
+    run_dir: str | Path, cfg: Any, extra: Mapping[str, Any] | None = None, purge_step: int | None = None
+) -> MetricsLogger:
     """Everything a training run records at its start, from its ``TrainConfig``: config.yaml, code version,
     and a ``MetricsLogger`` with TensorBoard (hyperparameters included) and W&B as ``cfg.logging`` asks.
 
-    ``extra`` (e.g. ``{"resolved_device": "cuda:0"}``) is added to the recorded config.
+    ``extra`` (e.g. ``{"resolved_device": "cuda:0"}``) is added to the recorded config; ``purge_step`` is passed
+    to ``MetricsLogger`` (a resumed run).
     """
     config = {**dataclasses.asdict(cfg), **(extra or {})}
     log_cfg = cfg.logging
@@ -146,7 +150,7 @@ def open_run_logger(run_dir: str | Path, cfg: Any, extra: Mapping[str, Any] | No
                                group=log_cfg.wandb_group, mode=log_cfg.wandb_mode)  # fmt: skip
     try:
         return MetricsLogger(run_dir, tensorboard=log_cfg.tensorboard, hparams=flatten_hparams(config),
-                             wandb_run=wandb_run)  # fmt: skip
+                             wandb_run=wandb_run, purge_step=purge_step)  # fmt: skip
     except BaseException:
         if wandb_run is not None:
             wandb_run.finish()

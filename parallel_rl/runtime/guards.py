@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import signal
 import threading
+from pathlib import Path
 from types import FrameType
 
 import torch
@@ -18,12 +19,18 @@ from torch import nn
 class TrainingInterrupted(RuntimeError):
     """SIGINT/SIGTERM arrived; the run saved a checkpoint and stopped. ``exit_code`` is the shell's 128 + signal."""
 
-    def __init__(self, signum: int, env_steps: int, checkpoint: str) -> None:
+    def __init__(self, signum: int, env_steps: int, checkpoint: str, during: str | None = None) -> None:
         self.signum, self.env_steps, self.checkpoint = signum, env_steps, checkpoint
         self.exit_code = 128 + signum
         name = signal.Signals(signum).name
+        if during is not None:  # training had finished: the checkpoint is final.pt
+            super().__init__(f"stopped by {name} during {during} after {env_steps} env steps of training; the "
+                             f"trained policy is saved in {checkpoint} (evaluate it with python -m launch.evaluate "
+                             f"--checkpoint {checkpoint})")  # fmt: skip
+            return
+        run_dir = Path(checkpoint).parent.parent if checkpoint else "<run dir>"
         super().__init__(f"stopped by {name} at env step {env_steps}; checkpoint {checkpoint} (continue with "
-                         f"--resume {checkpoint} or --resume latest --run-dir <this run dir>)")  # fmt: skip
+                         f"--resume {checkpoint} or --resume latest --run-dir {run_dir})")  # fmt: skip
 
 
 class NonFiniteError(FloatingPointError):

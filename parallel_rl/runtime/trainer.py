@@ -7,21 +7,29 @@ from __future__ import annotations
 import dataclasses
 import math
 import random
-import re
 import signal
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from parallel_rl.config import ConfigError, TrainConfig, config_differences, validate
+from parallel_rl.config import (
+    ConfigError,
+    TrainConfig,
+    check_device_name,
+    config_differences,
+    default_run_dir,
+    validate,
+)
 from parallel_rl.envs import VecEnv
 from parallel_rl.io import load_checkpoint, open_run_logger, write_json
-from parallel_rl.io.checkpoint import Checkpointer, policy_spec, resolve_resume
+from parallel_rl.io.checkpoint import TRAINING_FIELDS, Checkpointer, policy_spec, resolve_resume
 from parallel_rl.io.evaluation import Evaluator, evaluate_episodes
+from parallel_rl.io.files import open_run_dir, truncate_logs
 from parallel_rl.io.logger import RunLogger
 from parallel_rl.nets import DeployedPolicy, resolve_spec
 from parallel_rl.runtime import distributed
@@ -35,17 +43,20 @@ EVAL_SEED_OFFSET = 1_000_003
 
 
 def resolve_device(name: str) -> torch.device:
+    """``--device`` -> a device this machine has; ``ConfigError`` (one line, exit 2) otherwise."""
+    check_device_name(name)
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"--device {name}: CUDA is not available on this machine; use --device cpu")
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ConfigError(f"--device {name}: CUDA is not available on this machine; use --device cpu (or auto)")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise ConfigError(f"--device {name}: this machine has {torch.cuda.device_count()} CUDA device(s), "
+                              f"cuda:0 to cuda:{torch.cuda.device_count() - 1}")  # fmt: skip
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError(f"--device {name}: MPS is not available on this machine; use --device cpu (or auto)")
     return device
-
-
-def default_run_dir(cfg: TrainConfig) -> Path:
-    task = re.sub(r"[^A-Za-z0-9_.-]+", "_", cfg.task)
-    return Path("runs") / f"{task}-{cfg.algo}-seed{cfg.seed}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
 def setup_process(cfg: TrainConfig, dist: DistContext) -> torch.device:
@@ -104,11 +115,14 @@ class Trainer:
         return DeployedPolicy(self.algo.deployed_modules()[0], policy, low, high).eval()
 
     @torch.no_grad()
-    def evaluate(self, during_run: bool = False) -> dict[str, float]:
+    def evaluate(
+        self, during_run: bool = False, should_stop: Callable[[], bool] | None = None
+    ) -> dict[str, float] | None:
         """The deterministic policy under the evaluation protocol (``io/evaluation.py``). During a run it is the
-        actor's copy of the policy: in concurrent modes the trained policy may be mid-update in another lane."""
+        actor's copy of the policy: in concurrent modes the trained policy may be mid-update in another lane.
+        Returns None when ``should_stop()`` became true (a signal arrived)."""
         with self.actor.lane.active():
-            return self.evaluator(self.engine.deployed_policy(during_run=during_run))
+            return self.evaluator(self.engine.deployed_policy(during_run=during_run), should_stop=should_stop)
 
     # ---- state --------------------------------------------------------------------------------------------------
     def checkpoint_payload(self) -> dict[str, Any]:
@@ -151,8 +165,8 @@ class Trainer:
         """Continue the run saved in ``state`` (see ``state_dict``); the configs must agree (``--resume``)."""
         diffs = config_differences(state["config"], self.cfg)
         if diffs:
-            raise ConfigError("cannot resume: the checkpoint was trained with another configuration:\n  "
-                              + "\n  ".join(diffs))  # fmt: skip
+            raise ConfigError("cannot resume: the checkpoint was trained with another configuration: "
+                              + "; ".join(diffs))  # fmt: skip
         self.engine.load_state_dict(state)
         rng = state["rng"]
         torch.set_rng_state(rng["torch"])
@@ -173,13 +187,47 @@ class Trainer:
         checkpoint and raise ``TrainingInterrupted``; NaN/Inf raise ``NonFiniteError`` before any checkpoint is
         written over the last good one."""
         cfg, main = self.cfg, self.dist.is_main
-        per_iteration = self.engine.transitions_per_iteration
         run_dir = Path(run_dir or cfg.run_dir or default_run_dir(cfg))
-        if cfg.resume:
-            path = resolve_resume(cfg.resume, run_dir)
-            self.load_state_dict(load_checkpoint(path, map_location=self.device))
-            if main:
-                print(f"resumed from {path} at env step {self.scheduler.env_steps * per_iteration}", file=sys.stderr)
+        lock = None
+        if main:  # refuse a directory holding another run, lock it, remove temporary files of a killed write
+            lock, notes = open_run_dir(run_dir, resume=bool(cfg.resume), overwrite=cfg.overwrite)
+            for note in notes:
+                print(note, file=sys.stderr)
+        # Signals only set a flag from here to the end of the run: no checkpoint write or evaluation is cut off.
+        # The loop's own handler (below) saves and stops at the next step; after the loop this one makes the
+        # final evaluation stop at its next env step, final.pt being already written.
+        self._end_signals = StopSignals()
+        try:
+            with self._end_signals:
+                return self._run(run_dir)
+        finally:
+            if lock is not None:
+                lock.release()
+
+    def _resume(self, run_dir: Path) -> int | None:
+        """Load ``--resume``; on rank 0 cut the logs back to the checkpoint's step (the rows after it are logged
+        again by this run). Returns the TensorBoard purge step (None on other ranks)."""
+        path = resolve_resume(self.cfg.resume, run_dir)
+        state = load_checkpoint(path, map_location=self.device, require=TRAINING_FIELDS)
+        try:
+            self.load_state_dict(state)
+        except KeyError as e:
+            raise ValueError(f"{path}: checkpoint without field {e.args[0]!r} (damaged, or written by another "
+                             "version of parallel_rl)") from None  # fmt: skip
+        step = self.scheduler.env_steps * self.engine.transitions_per_iteration
+        if not self.dist.is_main:
+            return None
+        print(f"resumed from {path} at env step {step}", file=sys.stderr)
+        dropped = truncate_logs(run_dir, step)
+        if dropped:
+            print(f"resume: dropped the rows logged after env step {step} (this run logs them again): "
+                  + ", ".join(f"{n} from {name}" for name, n in dropped.items()), file=sys.stderr)  # fmt: skip
+        return step + 1
+
+    def _run(self, run_dir: Path) -> dict[str, Any]:
+        cfg, main = self.cfg, self.dist.is_main
+        per_iteration = self.engine.transitions_per_iteration
+        purge_step = self._resume(run_dir) if cfg.resume else None
         first = int(self.progress["iteration"]) + 1
         checkpointer = Checkpointer(run_dir, cfg.keep_checkpoints, self.progress["best_return"])
         logger: RunLogger | None = None
@@ -188,7 +236,8 @@ class Trainer:
             run_dir.mkdir(parents=True, exist_ok=True)
             extra = {"resolved_device": str(self.device), "world_size": self.dist.world_size}
             write_json(run_dir / "config.json", {**dataclasses.asdict(cfg), **extra})
-            logger = RunLogger(open_run_logger(run_dir, cfg, extra=extra), self.total_iterations * per_iteration,
+            logger = RunLogger(open_run_logger(run_dir, cfg, extra=extra, purge_step=purge_step),
+                               self.total_iterations * per_iteration,
                                (first - 1) * per_iteration, sched.critic_updates + sched.policy_updates,
                                cfg.progress)  # fmt: skip
         start = time.perf_counter() - self.progress["wall_seconds"]
@@ -203,6 +252,8 @@ class Trainer:
                 for it in range(first, self.total_iterations + 1):
                     self.iteration()
                     self.progress["iteration"] = it
+                    if logger is not None:
+                        logger.advance(per_iteration)
                     out_of_time = cfg.max_wall_seconds > 0 and time.perf_counter() - start - eval_seconds >= (
                         cfg.max_wall_seconds
                     )
@@ -233,7 +284,7 @@ class Trainer:
                             eval_seconds += time.perf_counter() - now
                             if cfg.stop_at_return is not None and stats["return_mean"] >= cfg.stop_at_return:
                                 reached_target = True
-                        logger.log(it * per_iteration, updates, row)
+                        logger.log(it * per_iteration, updates, row, final=last)
                         if checkpoint_now:
                             ret = row.get("eval_return", row.get("episode_return", math.nan))
                             saved = checkpointer.save_periodic(it * per_iteration, self.state_dict(), ret)
@@ -274,10 +325,20 @@ class Trainer:
             "critic_params": sum(p.numel() for p in nets["critic"].parameters()),
             "actor_params": sum(p.numel() for p in nets["actor"].parameters()),
         }
+        if signals.received is not None and self._end_signals.received is None:
+            self._end_signals.received = signals.received  # arrived as the loop ended: not lost
         if not main:
             return summary
-        eval_stats = self.evaluate()
-        ckpt = checkpointer.save_final(self.state_dict())
+        try:  # final.pt first: the trained policy is on disk whatever happens during the evaluation
+            ckpt = checkpointer.save_final(self.state_dict())
+            end = self._end_signals
+            eval_stats = self.evaluate(should_stop=lambda: end.received is not None)
+            if eval_stats is None or end.received is not None:
+                raise TrainingInterrupted(end.received or signal.SIGTERM, summary["env_steps"], str(ckpt),
+                                          during="the final evaluation")  # fmt: skip
+        except BaseException:
+            logger.close()
+            raise
         summary.update({
             "final_eval_return": eval_stats["return_mean"],
             "final_eval_return_std": eval_stats["return_std"],

@@ -95,21 +95,27 @@ def read_run_table(path: str | Path) -> list[dict[str, Any]]:
     path = Path(path)
     if not path.is_file():
         raise RunTableError(f"run table not found: {path}")
-    with path.open(newline="") as f:
-        reader = csv.DictReader(f)
-        header = reader.fieldnames or []
-        missing = [c for c in REQUIRED_COLUMNS if c not in header]
-        if missing:
-            raise RunTableError(
-                f"{path}: missing column(s) {', '.join(missing)}; a run table needs {', '.join(REQUIRED_COLUMNS)} "
-                f"(optional: {', '.join(c for c in RUN_TABLE_COLUMNS if c not in REQUIRED_COLUMNS)})"
-            )
-        rows = []
-        for line, raw in enumerate(reader, start=2):
-            try:
-                rows.append(_typed(raw))
-            except ValueError as e:
-                raise RunTableError(f"{path}, line {line}: {e}") from None
+    try:
+        with path.open(newline="") as f:
+            reader = csv.DictReader(f)
+            header = reader.fieldnames or []
+            missing = [c for c in REQUIRED_COLUMNS if c not in header]
+            if missing:
+                raise RunTableError(
+                    f"{path}: missing column(s) {', '.join(missing)}; a run table needs {', '.join(REQUIRED_COLUMNS)} "
+                    f"(optional: {', '.join(c for c in RUN_TABLE_COLUMNS if c not in REQUIRED_COLUMNS)})"
+                )
+            rows = []
+            for line, raw in enumerate(reader, start=2):
+                try:
+                    rows.append(_typed(raw))
+                except ValueError as e:
+                    raise RunTableError(f"{path}, line {line}: {e}") from None
+                if not rows[-1]["utd"] > 0:  # the laws take log(utd): zero or negative rows would fit nonsense
+                    raise RunTableError(f"{path}, line {line}: utd must be > 0 (critic updates per transition), "
+                                        f"got {rows[-1]['utd']}")  # fmt: skip
+    except UnicodeDecodeError as e:
+        raise RunTableError(f"{path}: not a text CSV run table (undecodable byte at offset {e.start})") from None
     return rows
 
 
@@ -210,26 +216,25 @@ def _finite(text: str | None) -> bool:
 def critic_param_count_from_checkpoint(run_dir: str | Path) -> int:
     """Learnable parameters of the critic ensemble, as counted into the checkpoint (``param_counts``: parameters of
     the algorithm's networks; registered buffers such as the C51 support are not parameters)."""
-    import torch
+    from parallel_rl.io.checkpoint import load_checkpoint
 
     path = Path(run_dir) / "checkpoints" / "final.pt"
     if not path.is_file():
         raise RunTableError(f"{run_dir}: no checkpoints/final.pt to count critic parameters from; pass critic_params")
-    return int(torch.load(path, map_location="cpu", weights_only=False)["param_counts"]["critic"])
+    return int(load_checkpoint(path)["param_counts"]["critic"])  # restricted loader: no code runs
 
 
 def flops_constant_from_run_dir(run_dir: str | Path) -> float:
     """k_flops of C = k·N·B·σ·D counted from a run's network shapes (critic and actor parameters from its checkpoint,
     policy updates per critic update from its config); see ``compute.flops_per_param_sample``."""
-    import torch
-
+    from parallel_rl.io.checkpoint import load_checkpoint
     from parallel_rl.scaling.compute import flops_per_param_sample
 
     run_dir = Path(run_dir)
     path, cfg_path = run_dir / "checkpoints" / "final.pt", run_dir / "config.json"
     if not path.is_file() or not cfg_path.is_file():
         raise RunTableError(f"{run_dir}: counting FLOPs needs checkpoints/final.pt and config.json")
-    counts = torch.load(path, map_location="cpu", weights_only=False)["param_counts"]
+    counts = load_checkpoint(path)["param_counts"]
     ratio = float(json.loads(cfg_path.read_text())["schedule"]["policy_ratio"])
     return flops_per_param_sample(int(counts["critic"]), int(counts["actor"]), ratio)
 
