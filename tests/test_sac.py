@@ -32,9 +32,10 @@ def make(cls, seed: int = 0, **hp):
 def random_batch(n: int = 32, seed: int = 1, gamma: float = 0.97) -> TensorDict:
     g = torch.Generator().manual_seed(seed)
     terminated = torch.rand(n, generator=g) < 0.2
-    return TensorDict({"obs": torch.randn(n, OBS, generator=g), "next_obs": torch.randn(n, OBS, generator=g),
-                       "action": torch.rand(n, ACT, generator=g) * 2 - 1, "reward": torch.randn(n, generator=g),
-                       "terminated": terminated, "discount": gamma * (~terminated).float()}, batch_size=[n])  # fmt: skip
+    data = {"obs": torch.randn(n, OBS, generator=g), "next_obs": torch.randn(n, OBS, generator=g),
+            "action": torch.rand(n, ACT, generator=g) * 2 - 1, "reward": torch.randn(n, generator=g),
+            "terminated": terminated, "discount": gamma * (~terminated).float()}  # fmt: skip
+    return TensorDict(data, batch_size=[n])
 
 
 # ---- temperature ---------------------------------------------------------------------------------------------------
