@@ -113,6 +113,7 @@ class CrossQ(SACFamily):
 
     # ---- the steps ----------------------------------------------------------------------------------------------
     def update_critic(self, batch: TensorDict) -> TensorDict:
+        self.critic.train()  # batch statistics (an evaluation may have left it in eval mode)
         batch = self._normalized(batch, self.norm_for_vlearner, self.cnorm_for_vlearner)
         with self.ctx.autocast():
             loss, metrics = self._critic_loss(batch)
@@ -122,6 +123,7 @@ class CrossQ(SACFamily):
         return metrics.float()
 
     def update_actor(self, batch: TensorDict) -> TensorDict:
+        self.policy.train()  # batch statistics (the final evaluation puts the deployed policy in eval mode)
         batch = self._normalized(batch, self.norm_for_plearner, self.cnorm_for_plearner)
         with self.ctx.autocast():
             loss, metrics, log_prob = self._actor_loss(batch)
@@ -134,6 +136,7 @@ class CrossQ(SACFamily):
     @torch.no_grad()
     def critic_loss(self, batch: TensorDict) -> torch.Tensor:
         """The training loss (batch statistics) without side effects: running statistics and RNG restored."""
+        self.critic.train()
         stats = [(m.running_mean.clone(), m.running_var.clone(), m.steps.clone()) for m in self._brn_layers()]
         with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
             loss = self.joint_td_loss(self._normalized(batch, self.norm_for_vlearner, self.cnorm_for_vlearner))[0]

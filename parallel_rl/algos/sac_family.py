@@ -23,7 +23,7 @@ from torch import nn
 
 from parallel_rl.algos.base import Algorithm, Context, Role, Shared
 from parallel_rl.algos.common import gradient_step, replica
-from parallel_rl.nets import BatchRenorm, EnsembleCritic, RunningNorm, SquashedGaussianActor
+from parallel_rl.nets import EnsembleCritic, RunningNorm, SquashedGaussianActor
 
 if TYPE_CHECKING:
     from parallel_rl.config import AgentConfig
@@ -191,12 +191,10 @@ class SACFamily(Algorithm):
         return out
 
     def deployed_modules(self) -> tuple[nn.Module, nn.Module]:
-        """The deterministic policy tanh(mean) of the current weights, in evaluation mode: a fresh copy when the
-        policy has batch renormalization (evaluating the training module would use and update batch statistics),
-        the policy itself otherwise."""
-        if not any(isinstance(m, BatchRenorm) for m in self.policy.modules()):
-            return self.normalizer, self.policy
-        return self.normalizer, replica(self.policy).eval()
+        """The normalizer and the policy (deployed: ``forward`` is the deterministic tanh(mean); with batch
+        renormalization evaluate it in ``eval()`` mode, which the learners undo: each update sets its training
+        networks to training mode first)."""
+        return self.normalizer, self.policy
 
     def networks(self) -> dict[str, nn.Module]:
         return {"actor": self.policy, "critic": self.critic, "temperature": self.temperature}
