@@ -393,6 +393,9 @@ def validate(cfg: TrainConfig) -> None:
             bad(f"{side}_depth", f"must be >= 1 for mlp (hidden layers), >= 0 for a family (blocks), got {depth}")
     if cfg.speed.cuda_graphs and cfg.speed.compile:
         bad("cuda_graphs", "choose one of --cuda-graphs and --compile (compiled code is not captured here)")
+    if cfg.speed.cuda_graphs and cfg.algo in ("fastsac", "crossq"):
+        why = "its P-learner samples actions from a generator it owns, which graph capture may not replay"
+        bad("cuda_graphs", f"not supported with --algo {cfg.algo} yet ({why}); drop --cuda-graphs")
     if cfg.speed.cuda_graphs and cfg.device == "cpu":
         bad("cuda_graphs", "CUDA graphs need a CUDA device; drop --cuda-graphs on CPU")
     if s.policy_publish_interval < 1 or s.critic_publish_interval < 1:
