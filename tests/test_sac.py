@@ -286,3 +286,19 @@ def test_fastsac_scalar_losses_and_gradients_match_torchrl_sacloss():
     g_ours = torch.autograd.grad(ours_t, algo.temperature.log_alpha)[0]
     g_theirs = torch.autograd.grad(theirs_t, oracle.log_alpha)[0]
     assert g_ours.item() == pytest.approx(0.3 * g_theirs.item(), rel=1e-5)
+
+
+# ---- configuration -------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("algo", ["fastsac", "crossq"])
+def test_cli_accepts_the_sac_algorithms_and_rejects_bad_values_by_name(algo):
+    from launch.train import parse
+    from parallel_rl.config import ConfigError, validate
+
+    cfg = parse(["--algo", algo, "--alpha-init", "0.2", "--target-entropy-ratio", "1"])
+    validate(cfg)
+    assert cfg.algo == algo and cfg.agent.alpha_init == 0.2 and cfg.agent.target_entropy_ratio == 1.0
+    bad = [(["--alpha-init", "0"], "--alpha-init"), (["--log-std-min", "1"], "--log-std-min"),
+           (["--bn-momentum", "1"], "--bn-momentum"), (["--adam-betas", "0.9", "1.0"], "--adam-betas")]  # fmt: skip
+    for flags, name in bad:
+        with pytest.raises(ConfigError, match=name):
+            validate(parse(["--algo", algo, *flags]))
