@@ -297,7 +297,7 @@ def test_cli_accepts_the_sac_algorithms_and_rejects_bad_values_by_name(algo):
     cfg = parse(["--algo", algo, "--alpha-init", "0.2", "--target-entropy-ratio", "1"])
     validate(cfg)
     assert cfg.algo == algo and cfg.agent.alpha_init == 0.2 and cfg.agent.target_entropy_ratio == 1.0
-    bad = [(["--alpha-init", "0"], "--alpha-init"), (["--log-std-min", "1"], "--log-std-min"),
+    bad = [(["--alpha-init", "0"], "--alpha-init"), (["--log-std-min", "5"], "--log-std-min"),
            (["--bn-momentum", "1"], "--bn-momentum"), (["--adam-betas", "0.9", "1.0"], "--adam-betas")]  # fmt: skip
     for flags, name in bad:
         with pytest.raises(ConfigError, match=name):
