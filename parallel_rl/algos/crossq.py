@@ -31,6 +31,7 @@ import torch
 from tensordict import TensorDict
 from torch import nn
 
+from parallel_rl.algos.base import Role
 from parallel_rl.algos.common import categorical_projection, clipped_double_q_distribution, gradient_step
 from parallel_rl.algos.sac_family import SACFamily, adam
 from parallel_rl.nets import BatchRenorm, EnsembleCritic, EnsembleLinear, SquashedGaussianActor, project_unit_norm
@@ -120,6 +121,7 @@ class CrossQ(SACFamily):
         gradient_step(loss, self.critic_optimizer, self.critic_params, self.hp.max_grad_norm, self._sync("vlearner"))
         if self.hp.weight_norm:
             project_unit_norm(self.critic_hidden_weights, dim=1)
+        self._average_statistics(self.critic, "vlearner")
         return metrics.float()
 
     def update_actor(self, batch: TensorDict) -> TensorDict:
@@ -130,6 +132,7 @@ class CrossQ(SACFamily):
         gradient_step(loss, self.actor_optimizer, self.actor_params, self.hp.max_grad_norm, self._sync("plearner"))
         if self.hp.weight_norm:
             project_unit_norm(self.actor_hidden_weights, dim=1)
+        self._average_statistics(self.policy, "plearner")
         metrics["alpha_loss"] = self.temperature_step(log_prob, "plearner")
         return metrics.float()
 
@@ -143,6 +146,22 @@ class CrossQ(SACFamily):
         for m, (mean, var, steps) in zip(self._brn_layers(), stats):
             m.running_mean.copy_(mean), m.running_var.copy_(var), m.steps.copy_(steps)
         return loss
+
+    @torch.no_grad()
+    def _average_statistics(self, module: nn.Module, role: Role) -> None:
+        """Multi-rank runs: average the running statistics of ``module``'s batch renormalization over ranks. Each
+        rank normalizes with its own batch (as unsynchronized batch norm under data parallelism); averaging the
+        running statistics keeps every rank's copy identical, as the averaged gradients keep the weights."""
+        if self.ctx.all_reduce_sum is None:
+            return
+        stats = [t for m in module.modules() if isinstance(m, BatchRenorm) for t in (m.running_mean, m.running_var)]
+        flat = torch.cat([t.reshape(-1) for t in stats] + [stats[0].new_ones(1)])  # the last entry counts ranks
+        self.ctx.all_reduce_sum(role, flat)
+        flat = flat[:-1] / flat[-1]
+        offset = 0
+        for t in stats:
+            t.copy_(flat[offset : offset + t.numel()].view_as(t))
+            offset += t.numel()
 
     def _brn_layers(self) -> list[BatchRenorm]:
         return [m for m in self.critic.modules() if isinstance(m, BatchRenorm)]
