@@ -69,7 +69,7 @@ class CrossQ(SACFamily):
     def build_critic(self, obs_dim: int, act_dim: int) -> EnsembleCritic:
         hp = self.hp
         return EnsembleCritic(obs_dim, act_dim, hp.critic_hidden, hp.num_atoms, hp.v_min, hp.v_max, hp.num_critics,
-                              hp.activation, "batchrenorm", self._brn())  # fmt: skip
+                              hp.activation, norm="batchrenorm", brn=self._brn())  # fmt: skip
 
     def build_alpha_optimizer(self, params: list[nn.Parameter]) -> torch.optim.Optimizer:
         return adam(params, self.hp.alpha_lr, (0.9, 0.999), 0.0, self.ctx)  # optax.adam's defaults

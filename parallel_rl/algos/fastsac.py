@@ -58,7 +58,7 @@ class FastSAC(SACFamily):
     def build_critic(self, obs_dim: int, act_dim: int) -> EnsembleCritic:
         hp = self.hp
         return EnsembleCritic(obs_dim, act_dim, hp.critic_hidden, hp.num_atoms, hp.v_min, hp.v_max, hp.num_critics,
-                              hp.activation, "layer" if hp.layer_norm else "none")  # fmt: skip
+                              hp.activation, norm="layer" if hp.layer_norm else "none")  # fmt: skip
 
     def build_alpha_optimizer(self, params: list[nn.Parameter]) -> torch.optim.Optimizer:
         return adam(params, self.hp.alpha_lr, tuple(self.hp.adam_betas), 0.01, self.ctx)
