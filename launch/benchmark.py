@@ -14,10 +14,10 @@ Writes to ``--out`` (default ``benchmarks/<suite>``):
 
 Suites are data (``Suite`` of ``SuiteTask``) in the ``SUITES`` registry (the built-in ones in ``launch/suites.py``);
 another module adds its own with ``register_suite`` (imported through ``--plugins module``). Algorithms are run by
-runners registered by name: ``fasttd3`` and ``pql`` run our trainer in a subprocess (``python -m launch.train``: one
-simulator per process, Isaac Gym imported first, a crash costs one run), and ``register_runner(name, fn)`` adds any
-other, where ``fn(task, seed, time_budget_s, env_step_budget, run_dir, device)`` trains and returns rows
-``{"env_steps", "wall_seconds", "return"}``.
+runners registered by name: ``fasttd3``, ``pql``, ``fastsac`` and ``crossq`` run our trainer in a subprocess
+(``python -m launch.train``: one simulator per process, Isaac Gym imported first, a crash costs one run), and
+``register_runner(name, fn)`` adds any other, where ``fn(task, seed, time_budget_s, env_step_budget, run_dir,
+device)`` trains and returns rows ``{"env_steps", "wall_seconds", "return"}``.
 
 "Return" is our trainer's deterministic ``eval_return`` (mean over ``eval_envs`` envs, logged every ``eval_every``
 transitions); ``wall_seconds`` is training time, evaluation excluded. Time to threshold is the first evaluation at
@@ -173,8 +173,8 @@ def read_eval_rows(metrics_csv: Path) -> list[dict[str, float]]:
     return rows
 
 
-register_runner("fasttd3", trainer_runner("fasttd3"))
-register_runner("pql", trainer_runner("pql"))
+for _algo in ("fasttd3", "pql", "fastsac", "crossq"):
+    register_runner(_algo, trainer_runner(_algo))
 
 
 # ---- running a suite ----------------------------------------------------------------------------------------------

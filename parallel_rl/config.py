@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, get_args
 
-AlgoName = Literal["fasttd3", "pql", "dac", "dea", "vpl"]
+AlgoName = Literal["fasttd3", "pql", "dac", "dea", "vpl", "fastsac", "crossq"]
 """Values of ``--algo``: the keys of ``parallel_rl.algos.ALGORITHMS`` (a test keeps the two equal)."""
 ALGOS: tuple[str, ...] = get_args(AlgoName)
 
@@ -111,6 +111,40 @@ class AgentConfig:
     """DAC: exploration noise of the optimistic actor = FastTD3's per-env std x this."""
     dac_shift_init_scale: float = 0.01
     """DAC: scale of the optimistic actor's initial output layer (it starts close to the conservative actor)."""
+    actor_q_reduction: Literal["min", "mean"] = "min"
+    """How the actor's objective reduces over the critic ensemble: the smallest expected Q (FastTD3's reference
+    with use_cdq, PQL, CrossQ) or their mean (holosoma's FastSAC)."""
+    # ---- SAC family (fastsac, crossq) -----------------------------------------------------------------------------
+    adam_betas: tuple[float, float] = (0.9, 0.999)
+    """fastsac, crossq: AdamW betas of the actor and the critic (holosoma's FastSAC (0.9, 0.95); CrossQ (0.5,
+    0.999))."""
+    alpha_lr: float = 3e-4
+    """fastsac, crossq: learning rate of the entropy temperature's optimizer (on log alpha)."""
+    alpha_init: float = 0.001
+    """fastsac, crossq: initial entropy temperature alpha (holosoma's FastSAC 0.001; SAC and CrossQ 1.0)."""
+    target_entropy_ratio: float = 0.0
+    """fastsac, crossq: the temperature tunes the policy's entropy towards -act_dim * target_entropy_ratio
+    (holosoma's FastSAC 0, i.e. a target of 0 nats; SAC and CrossQ 1, i.e. -act_dim)."""
+    log_std_min: float = -5.0
+    """fastsac, crossq: lower bound of the Gaussian policy's log-std (holosoma -5; CrossQ -20)."""
+    log_std_max: float = 0.0
+    """fastsac, crossq: upper bound of the Gaussian policy's log-std (holosoma 0; CrossQ 2)."""
+    layer_norm: bool = False
+    """fastsac: LayerNorm after every hidden linear layer of the actor and the critic (holosoma's FastSAC)."""
+    sac_target: Literal["per_member", "min"] = "per_member"
+    """fastsac: each critic member's soft target comes from its own target network ('per_member', holosoma), or
+    every member learns the target of the member with the lowest (expected) next value ('min', clipped double-Q)."""
+    bn_momentum: float = 0.99
+    """crossq: batch renormalization's running statistics move as running = m * running + (1 - m) * batch."""
+    brn_warmup_steps: int = 100_000
+    """crossq: training passes of each batch renormalization layer that use plain batch statistics before the
+    running-statistics correction (r, d) starts (the reference's 100k)."""
+    brn_r_max: float = 3.0
+    """crossq: batch renormalization clips r to [1/r_max, r_max]."""
+    brn_d_max: float = 5.0
+    """crossq: batch renormalization clips d to [-d_max, d_max]."""
+    weight_norm: bool = True
+    """crossq: project every hidden unit's incoming weights to unit norm after each optimizer step (CrossQ + WN)."""
 
 
 @dataclass(frozen=True)
@@ -359,6 +393,9 @@ def validate(cfg: TrainConfig) -> None:
             bad(f"{side}_depth", f"must be >= 1 for mlp (hidden layers), >= 0 for a family (blocks), got {depth}")
     if cfg.speed.cuda_graphs and cfg.speed.compile:
         bad("cuda_graphs", "choose one of --cuda-graphs and --compile (compiled code is not captured here)")
+    if cfg.speed.cuda_graphs and cfg.algo in ("fastsac", "crossq"):
+        why = "its P-learner samples actions from a generator it owns, which graph capture may not replay"
+        bad("cuda_graphs", f"not supported with --algo {cfg.algo} yet ({why}); drop --cuda-graphs")
     if cfg.speed.cuda_graphs and cfg.device == "cpu":
         bad("cuda_graphs", "CUDA graphs need a CUDA device; drop --cuda-graphs on CPU")
     if s.policy_publish_interval < 1 or s.critic_publish_interval < 1:
@@ -393,6 +430,22 @@ def validate(cfg: TrainConfig) -> None:
     for name in ("weight_decay", "max_grad_norm", "target_noise", "target_noise_clip"):
         if getattr(a, name) < 0:
             bad(name, f"must be >= 0, got {getattr(a, name)}")
+    if not all(0 <= beta < 1 for beta in a.adam_betas):
+        bad("adam_betas", f"both betas must be in [0, 1), got {a.adam_betas}")
+    if a.alpha_lr <= 0:
+        bad("alpha_lr", f"must be > 0, got {a.alpha_lr}")
+    if a.alpha_init <= 0:
+        bad("alpha_init", f"must be > 0 (the temperature is learned as log alpha), got {a.alpha_init}")
+    if not a.log_std_min < a.log_std_max:
+        bad("log_std_min", f"must be < log_std_max, got log_std_min={a.log_std_min}, log_std_max={a.log_std_max}")
+    if not 0 <= a.bn_momentum < 1:
+        bad("bn_momentum", f"must be in [0, 1) (0.99 = slow running statistics), got {a.bn_momentum}")
+    if a.brn_warmup_steps < 0:
+        bad("brn_warmup_steps", f"must be >= 0, got {a.brn_warmup_steps}")
+    if a.brn_r_max < 1:
+        bad("brn_r_max", f"must be >= 1 (r is clipped to [1/r_max, r_max]), got {a.brn_r_max}")
+    if a.brn_d_max < 0:
+        bad("brn_d_max", f"must be >= 0, got {a.brn_d_max}")
 
 
 def default_run_dir(cfg: TrainConfig) -> Path:

@@ -17,6 +17,7 @@ from parallel_rl.config import ConfigError, suggest
 from parallel_rl.envs._optional import BackendUnavailable
 from tasks import presets_gym, presets_isaacgym, presets_isaaclab, presets_playground, presets_torchrl
 from tasks.backend import Backend, CpuScale, Preset, TaskName, cpu_presets, merge, parse_task_name
+from tasks.recipes import CROSSQ_RULES, FASTSAC_RULES, TASK_VALUE_KEYS
 
 if TYPE_CHECKING:  # annotations only: naming a task (``--help``, presets) must not import torch
     import torch
@@ -50,8 +51,22 @@ def _cpu_presets(total_env_steps: int, agent: dict[str, Any]) -> dict[str, dict[
     presets = cpu_presets({"agent": agent}, scale)
     # DAC, DEA and VPL are built on FastTD3 and start from its preset; VPL holds out 2 envs for its validation buffer.
     fasttd3 = presets["fasttd3"]
+    values = {k: v for k, v in agent.items() if k in TASK_VALUE_KEYS}
+    run = {"num_envs": 32, "total_env_steps": total_env_steps, "buffer": {"batch_size": 256}}
     return {"fasttd3": {"default": fasttd3}, "pql": {"default": presets["pql"]}, "dac": {"default": fasttd3},
-            "dea": {"default": fasttd3}, "vpl": {"default": merge(fasttd3, {"td_validation_envs": 2})}}  # fmt: skip
+            "dea": {"default": fasttd3}, "vpl": {"default": merge(fasttd3, {"td_validation_envs": 2})},
+            "fastsac": {"default": merge(run, _FASTSAC_CPU, {"agent": values})},
+            "crossq": {"default": merge(run, _CROSSQ_CPU, {"agent": {"gamma": values["gamma"]} if "gamma" in values
+                                                             else {}})}}  # fmt: skip
+
+
+# FastSAC and CrossQ at CPU scale: their update rules (tasks/recipes.py) with 128-128 networks and 4 critic updates per
+# vectorized step of 32 envs (as FastTD3 here; 1/8 per transition, where holosoma runs 8 per step of 1024+ envs and
+# CrossQ 1 per transition), the actor every 4th (FastSAC) or 3rd (CrossQ) critic update.
+_FASTSAC_CPU = {"agent": {**FASTSAC_RULES, "critic_hidden": (128, 128), "actor_hidden": (128, 128)},
+                "schedule": {"utd": 4, "policy_ratio": 0.25}}  # fmt: skip
+_CROSSQ_CPU = {"agent": {**CROSSQ_RULES, "critic_hidden": (128, 128), "actor_hidden": (128, 128)},
+               "schedule": {"utd": 4, "policy_ratio": 1 / 3}}  # fmt: skip
 
 
 TASKS: dict[str, TaskEntry] = {

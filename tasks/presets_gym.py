@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from parallel_rl.envs._optional import check_backend
 from tasks.backend import Backend, Presets
-from tasks.recipes import cpu_presets, fasttd3, pql_for
+from tasks.recipes import cpu_presets, fasttd3, pql_for, sac_presets
 
 if TYPE_CHECKING:  # annotations only: naming a task must not import torch
     from parallel_rl.envs import VecEnv
@@ -35,6 +35,7 @@ def presets(task: str) -> Presets:
     return {
         "fasttd3": {"default": default, "cpu": cpu["fasttd3"]},
         "pql": {"default": pql_for(default, num_envs=128, eval_envs=16), "cpu": cpu["pql"]},
+        **sac_presets(default),
     }
 
 

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from parallel_rl.envs._optional import check_backend
 from tasks.backend import Backend, Preset, Presets, merge
-from tasks.recipes import PQL, cpu_presets, fasttd3
+from tasks.recipes import PQL, cpu_presets, fasttd3, sac_presets
 
 if TYPE_CHECKING:  # annotations only: naming a task must not import torch
     from parallel_rl.envs import VecEnv
@@ -35,6 +35,7 @@ def presets(task: str) -> Presets:
     return {
         "fasttd3": {"default": default, "cpu": cpu["fasttd3"]},
         "pql": {"default": pql, "scalar": merge(pql, {"agent": {"num_atoms": 1}}), "cpu": cpu["pql"]},
+        **sac_presets(default),
     }
 
 

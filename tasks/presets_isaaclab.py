@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from parallel_rl.envs._optional import check_backend
 from tasks.backend import Backend, Preset, Presets, merge
-from tasks.recipes import cpu_presets, fasttd3, pql_for
+from tasks.recipes import cpu_presets, fasttd3, pql_for, sac_presets
 
 if TYPE_CHECKING:  # annotations only: naming a task must not import torch
     from parallel_rl.envs import VecEnv
@@ -49,6 +49,7 @@ def presets(task: str) -> Presets:
     return {
         "fasttd3": {"default": default, "cpu": cpu["fasttd3"]},
         "pql": {"default": pql_for(default), "cpu": cpu["pql"]},
+        **sac_presets(default, keep_values=task not in VELOCITY),
     }
 
 

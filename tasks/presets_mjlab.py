@@ -19,6 +19,7 @@ from parallel_rl.config import ConfigError, suggest
 from parallel_rl.integrations.mjlab import G1_RECIPES
 from tasks import TaskEntry
 from tasks.backend import CpuScale, Preset, cpu_preset
+from tasks.recipes import sac_presets
 
 if TYPE_CHECKING:  # annotations only: naming a task must not import torch
     import torch
@@ -41,6 +42,9 @@ CPU_SCALE = CpuScale(num_envs=4, total_env_steps=4000, eval_envs=2, buffer_size=
 PRESETS: dict[str, dict[str, Preset]] = {
     "fasttd3": {"default": _FASTTD3_G1, "cpu": cpu_preset(_FASTTD3_G1, "fasttd3", CPU_SCALE)},
     "pql": {"default": _PQL_G1, "cpu": cpu_preset(_PQL_G1, "pql", CPU_SCALE)},
+    # FastSAC: holosoma's recipe unchanged (gamma 0.97, C51 on [-20, 20]: tuned on G1 locomotion) at G1's scale;
+    # CrossQ + WN (not published for mjlab): CrossQ's rules at the same scale.
+    **sac_presets(_FASTTD3_G1, keep_values=False, scale=CPU_SCALE, eval_every=_FASTTD3_G1["eval_every"]),
 }
 """algo -> preset name -> overrides; the same for the flat and rough G1 tasks (rough only adds critic inputs)."""
 

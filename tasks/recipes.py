@@ -17,9 +17,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from tasks.backend import PQL_RULES, Preset, cpu_presets, merge
+from tasks.backend import PQL_RULES, CpuScale, Preset, cpu_preset, cpu_presets, merge
 
-__all__ = ["FASTTD3", "PQL", "PQL_RULES", "cpu_presets", "fasttd3", "merge", "pql_for"]
+__all__ = ["CROSSQ", "FASTSAC", "FASTTD3", "PQL", "PQL_RULES", "cpu_presets", "crossq_for", "fastsac_for", "fasttd3",
+           "merge", "pql_for", "sac_presets"]  # fmt: skip
 
 FASTTD3 = Preset(
     {
@@ -86,3 +87,81 @@ def pql_for(task_preset: dict[str, Any], **sections: Any) -> Preset:
     agent = {k: v for k, v in task_preset.get("agent", {}).items() if k in TASK_VALUE_KEYS}
     budget = {"total_env_steps": task_preset["total_env_steps"]} if "total_env_steps" in task_preset else {}
     return merge(PQL, budget, {"agent": agent}, sections)
+
+
+# ---- the SAC family ------------------------------------------------------------------------------------------------
+FASTSAC = Preset(
+    {
+        "agent": {
+            "critic_hidden": (768, 384, 192), "actor_hidden": (512, 256, 128), "activation": "silu",
+            "layer_norm": True, "gamma": 0.97, "n_step": 1, "tau": 0.125, "critic_lr": 3e-4, "actor_lr": 3e-4,
+            "alpha_lr": 3e-4, "alpha_init": 0.001, "target_entropy_ratio": 0.0, "log_std_min": -5.0,
+            "log_std_max": 0.0, "weight_decay": 0.001, "adam_betas": (0.9, 0.95), "num_critics": 2,
+            "num_atoms": 101, "v_min": -20.0, "v_max": 20.0, "max_grad_norm": 0.0, "actor_q_reduction": "mean",
+            "sac_target": "per_member", "normalize_obs": True,
+        },
+        "schedule": {"utd": 8, "policy_ratio": 0.25, "learning_starts": 10},
+        "buffer": {"batch_size": 8192},
+    }
+)  # fmt: skip
+"""holosoma's FastSAC (``config_values/algo.py``: fast_sac): 8 updates per env step with the actor every 4th
+(policy_frequency 4), 1024 buffer rows per env (set by ``fastsac_for``), bf16 autocast on GPU (``--bf16``)."""
+
+CROSSQ = Preset(
+    {
+        "agent": {
+            "critic_hidden": (2048, 2048), "actor_hidden": (256, 256), "activation": "relu", "gamma": 0.99,
+            "n_step": 1, "critic_lr": 1e-3, "actor_lr": 1e-3, "alpha_lr": 1e-3, "alpha_init": 1.0,
+            "target_entropy_ratio": 1.0, "log_std_min": -20.0, "log_std_max": 2.0, "weight_decay": 0.0,
+            "adam_betas": (0.5, 0.999), "num_critics": 2, "num_atoms": 1, "max_grad_norm": 0.0,
+            "actor_q_reduction": "min", "normalize_obs": False, "bn_momentum": 0.99, "brn_warmup_steps": 100_000,
+            "weight_norm": True,
+        },
+        "schedule": {"utd": 1, "policy_ratio": 1 / 3},
+        "buffer": {"buffer_size": 1_000_000, "batch_size": 256},
+    }
+)  # fmt: skip
+"""CrossQ's reference (adityab/CrossQ ``train.py``, algo crossq): Adam lr 1e-3 with beta1 0.5, policy delay 3, UTD 1,
+critic 2048-2048, batch renormalization (momentum 0.99), no target network, no observation normalization (the input
+batch renormalization does it), plus weight normalization (Palenicek et al. 2025)."""
+
+#: FastSAC's and CrossQ's update rules at CPU scale, besides network sizes and the task's value knobs.
+FASTSAC_RULES = {k: v for k, v in FASTSAC["agent"].items() if k not in ("critic_hidden", "actor_hidden",
+                 *TASK_VALUE_KEYS)}  # fmt: skip
+CROSSQ_RULES = {k: v for k, v in CROSSQ["agent"].items() if k not in ("critic_hidden", "actor_hidden",
+                *TASK_VALUE_KEYS)}  # fmt: skip
+
+
+def fastsac_for(task_preset: dict[str, Any], keep_values: bool = True, **sections: Any) -> Preset:
+    """holosoma's FastSAC recipe at the scale of a task's FastTD3 preset (env count, budget, evaluation envs), with
+    1024 buffer rows per env. ``keep_values``: the task's discount, value range and reward scale replace holosoma's
+    (gamma 0.97, C51 on [-20, 20], tuned for its humanoid locomotion rewards); tasks of that kind pass False."""
+    num_envs = task_preset.get("num_envs", 1024)
+    scale = {k: task_preset[k] for k in ("num_envs", "eval_envs", "total_env_steps") if k in task_preset}
+    scale["buffer"] = {"buffer_size": 1024 * num_envs}
+    agent = {k: v for k, v in task_preset.get("agent", {}).items() if k in TASK_VALUE_KEYS} if keep_values else {}
+    return merge(FASTSAC, scale, {"agent": agent}, sections)
+
+
+def crossq_for(task_preset: dict[str, Any], **sections: Any) -> Preset:
+    """CrossQ + WN at the scale of a task's FastTD3 preset (not published for massively parallel sims: our choice):
+    CrossQ's rules, the task's discount and reward scale, env count and budget, learning after 5000 transitions."""
+    num_envs = task_preset.get("num_envs", 1024)
+    scale = {k: task_preset[k] for k in ("num_envs", "eval_envs", "total_env_steps") if k in task_preset}
+    agent = {k: v for k, v in task_preset.get("agent", {}).items() if k in ("gamma", "reward_scale")}
+    starts = {"schedule": {"learning_starts": max(10, -(-5000 // num_envs))}}
+    return merge(CROSSQ, scale, starts, {"agent": agent}, sections)
+
+
+def sac_presets(default: dict[str, Any], keep_values: bool = True, scale: CpuScale | None = None,
+                **sections: Any) -> dict[str, dict[str, Preset]]:  # fmt: skip
+    """``fastsac`` and ``crossq`` presets of a task from its FastTD3 ``default``: the recipes at its scale, and
+    ``cpu`` = the CPU rule (``backend.cpu_preset``) with each algorithm's update rules."""
+    cpu = cpu_preset(default, "fasttd3", scale or CpuScale())
+    values = {k: v for k, v in default.get("agent", {}).items() if k in TASK_VALUE_KEYS}
+    return {
+        "fastsac": {"default": fastsac_for(default, keep_values, **sections),
+                    "cpu": merge(cpu, {"agent": {**FASTSAC_RULES, **values}, "schedule": {"policy_ratio": 0.25}})},
+        "crossq": {"default": crossq_for(default, **sections),
+                   "cpu": merge(cpu, {"agent": {**CROSSQ_RULES, "num_atoms": 1}, "schedule": {"policy_ratio": 1 / 3}})},
+    }  # fmt: skip

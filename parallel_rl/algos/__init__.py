@@ -7,8 +7,10 @@ Adding an algorithm: its file under ``parallel_rl/algos``, one line in ``ALGORIT
 from __future__ import annotations
 
 from parallel_rl.algos.base import Algorithm, Context, Role, Shared
+from parallel_rl.algos.crossq import CrossQ
 from parallel_rl.algos.dac import DAC
 from parallel_rl.algos.dea import DEA
+from parallel_rl.algos.fastsac import FastSAC
 from parallel_rl.algos.fasttd3 import FastTD3
 from parallel_rl.algos.pql import PQL
 from parallel_rl.algos.vpl import VPL
@@ -19,6 +21,8 @@ ALGORITHMS: dict[str, type[Algorithm]] = {
     DAC.name: DAC,
     DEA.name: DEA,
     VPL.name: VPL,
+    FastSAC.name: FastSAC,
+    CrossQ.name: CrossQ,
 }
 
 
@@ -29,5 +33,5 @@ def get_algorithm(name: str) -> type[Algorithm]:
         raise ValueError(f"unknown algorithm {name!r}; valid: {', '.join(ALGORITHMS)}") from None
 
 
-__all__ = ["ALGORITHMS", "DAC", "DEA", "VPL", "Algorithm", "Context", "FastTD3", "PQL", "Role", "Shared",
-           "get_algorithm"]  # fmt: skip
+__all__ = ["ALGORITHMS", "DAC", "DEA", "VPL", "Algorithm", "Context", "CrossQ", "FastSAC", "FastTD3", "PQL", "Role",
+           "Shared", "get_algorithm"]  # fmt: skip

@@ -12,7 +12,7 @@ from typing import Any
 import torch
 
 from parallel_rl.io.files import atomic_copy, temp_path_for
-from parallel_rl.nets import Actor, DeployedPolicy, NetSpec, RunningNorm
+from parallel_rl.nets import Actor, DeployedPolicy, NetSpec, RunningNorm, SquashedGaussianActor
 
 SCHEMA_VERSION = 2
 """2: full training state (optimizers, RNGs, channels, actor, optional buffer) beside the policy."""
@@ -205,6 +205,19 @@ def policy_spec(
     return spec
 
 
+def _deployed_actor(spec: dict[str, Any], config: dict[str, Any]) -> torch.nn.Module:
+    """The policy network a checkpoint's actor weights belong to: the deterministic tanh actor, or for the SAC family
+    (fastsac, crossq) the squashed Gaussian whose deployed action is tanh(mean), with the run's normalization
+    layers (deployed in eval mode: batch renormalization uses its running statistics)."""
+    args = (spec["obs_dim"], spec["act_dim"], tuple(spec["hidden"]), spec["activation"])
+    algo, agent = config.get("algo"), config.get("agent") or {}
+    if algo in ("fastsac", "crossq"):
+        norm = "batchrenorm" if algo == "crossq" else ("layer" if agent.get("layer_norm") else "none")
+        return SquashedGaussianActor(*args, norm=norm)
+    arch = NetSpec(**spec["arch"]) if spec.get("arch") else None
+    return Actor(*args, spec=arch)
+
+
 def load_policy(checkpoint_path: str | Path, device: str | torch.device = "cpu") -> DeployedPolicy:
     """Raw observations [batch, obs_dim] (float32) -> actions within the env's bounds; normalizer included.
 
@@ -212,8 +225,7 @@ def load_policy(checkpoint_path: str | Path, device: str | torch.device = "cpu")
     """
     ckpt = load_checkpoint(checkpoint_path, map_location=device, require=POLICY_FIELDS)
     spec = ckpt["policy_spec"]
-    arch = NetSpec(**spec["arch"]) if spec.get("arch") else None
-    actor = Actor(spec["obs_dim"], spec["act_dim"], tuple(spec["hidden"]), spec["activation"], spec=arch)
+    actor = _deployed_actor(spec, ckpt.get("config") or {})
     actor.load_state_dict(ckpt["actor"])
     norm = RunningNorm(spec["obs_dim"])
     norm.load_state_dict(ckpt["normalizer"])

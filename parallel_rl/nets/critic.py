@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import nn
 
 from parallel_rl.nets.families import NetSpec, build_ensemble_net
-from parallel_rl.nets.mlp import ensemble_mlp
+from parallel_rl.nets.mlp import Norm, ensemble_mlp
 
 
 class EnsembleCritic(nn.Module):
@@ -30,6 +31,8 @@ class EnsembleCritic(nn.Module):
         members: int = 2,
         act: str = "relu",
         spec: NetSpec | None = None,
+        norm: Norm = "none",
+        brn: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
         if num_atoms < 1:
@@ -38,7 +41,7 @@ class EnsembleCritic(nn.Module):
             raise ValueError(f"need v_min < v_max for a distributional critic, got [{v_min}, {v_max}]")
         self.num_atoms, self.members = num_atoms, members
         if spec is None:
-            self.net = ensemble_mlp(members, obs_dim + act_dim, hidden, num_atoms, act)
+            self.net = ensemble_mlp(members, obs_dim + act_dim, hidden, num_atoms, act, norm, brn)
         else:
             self.net = build_ensemble_net(spec, members, obs_dim + act_dim, num_atoms)
         self.register_buffer("support", torch.linspace(v_min, v_max, num_atoms) if num_atoms > 1 else torch.zeros(1))
