@@ -90,7 +90,7 @@ def main(args: list[str] | None = None) -> dict:
 
     try:
         cfg = parse(args)
-        factory = tasks.env_factory(cfg.task)
+        factory = tasks.env_factory(cfg.task, cfg.task_weights)
         from parallel_rl.config import validate
 
         validate(cfg)

@@ -108,6 +108,12 @@ class AgentConfig:
     """DAC: exploration noise of the optimistic actor = FastTD3's per-env std x this."""
     dac_shift_init_scale: float = 0.01
     """DAC: scale of the optimistic actor's initial output layer (it starts close to the conservative actor)."""
+    task_embedding_dim: int = 16
+    """Multi-task runs (``--task multi:...``): size of the learnable task embedding that actor and critic each
+    concatenate to the normalized observation (BRC); 0 feeds a fixed one-hot task id instead."""
+    task_reward_scales: tuple[float, ...] = ()
+    """Multi-task runs: a reward scale per task (in --task order), applied on top of --reward-scale, so that every
+    task's returns fit the shared value support [v_min, v_max]. Empty: 1 for every task."""
 
 
 @dataclass(frozen=True)
@@ -163,6 +169,9 @@ class BufferConfig:
     """Transitions per learner update."""
     storage_dtype: Literal["float32", "bfloat16"] = "float32"
     """Storage type of observations in the buffer (bfloat16 halves their memory)."""
+    task_balanced_sampling: bool = False
+    """Multi-task runs: draw each sample's task uniformly, then an env of that task, then a row (default: env
+    uniformly, so tasks are sampled in proportion to their envs, i.e. to --task-weights)."""
 
 
 @dataclass(frozen=True)
@@ -247,6 +256,16 @@ class TrainConfig:
     """Show a progress bar."""
     torch_threads: int = 0
     """CPU threads for torch (0 keeps torch's default)."""
+    task_weights: tuple[float, ...] = ()
+    """Multi-task runs (``--task multi:a,b,c``): share of the envs (training and evaluation) each task gets, in
+    --task order, e.g. ``--task-weights 1 2 2``. Empty: equal shares."""
+    init_from: str | None = None
+    """Start the networks (and normalizer statistics) from this checkpoint instead of at random, then train as a new
+    run (optimizers, counters and buffer start fresh). From a multi-task checkpoint a task it was not trained on
+    gets a new task id with a freshly initialized embedding (transfer to a new task)."""
+    freeze: tuple[Literal["actor", "critic", "actor_body", "critic_body"], ...] = ()
+    """With --init-from: parameter groups kept fixed. 'actor'/'critic': the whole network except its task
+    embedding; 'actor_body'/'critic_body': all but the embedding and the output layer."""
     agent: AgentConfig = field(default_factory=AgentConfig)
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     buffer: BufferConfig = field(default_factory=BufferConfig)
@@ -352,6 +371,21 @@ def validate(cfg: TrainConfig) -> None:
         bad("std_min", f"need 0 <= std_min <= std_max, got {a.std_min}, {a.std_max}")
     if a.critic_lr <= 0 or a.actor_lr <= 0:
         bad("critic_lr", "learning rates must be > 0")
+    multi = cfg.task.startswith("multi:")
+    if a.task_embedding_dim < 0:
+        bad("task_embedding_dim", f"must be >= 0 (0 = one-hot task id), got {a.task_embedding_dim}")
+    if any(not w > 0 for w in cfg.task_weights):
+        bad("task_weights", f"every weight must be > 0, got {list(cfg.task_weights)}")
+    if any(not r > 0 for r in a.task_reward_scales):
+        bad("task_reward_scales", f"every scale must be > 0, got {list(a.task_reward_scales)}")
+    if cfg.freeze and not cfg.init_from:
+        bad("freeze", "freezing parameters needs trained ones: give --init-from CHECKPOINT too")
+    if multi and cfg.td_validation_envs:
+        bad("td_validation_envs", "not supported with --task multi:... (the held-out envs would all be the last "
+                                  "task's); use 0")  # fmt: skip
+    if not multi and not cfg.init_from and (cfg.task_weights or b.task_balanced_sampling or a.task_reward_scales):
+        bad("task_weights", "--task-weights, --task-balanced-sampling and --task-reward-scales apply to multi-task "
+                            "runs only: use --task multi:<task>,<task>,...")  # fmt: skip
 
 
 def replace_nested(cfg: TrainConfig, overrides: dict) -> TrainConfig:
