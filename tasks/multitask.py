@@ -20,7 +20,7 @@ import torch
 
 from parallel_rl.config import ConfigError
 from parallel_rl.envs import VecEnv, make_multitask_env, split_envs
-from tasks.backend import _split_top_level, merge, parse_task_name
+from tasks.backend import _split_top_level, merge
 
 PREFIX = "multi:"
 
@@ -45,7 +45,7 @@ def sub_tasks(name: str) -> list[str]:
         if "=" in part and ":" not in part.split("=", 1)[0]:
             if not out or ":" not in out[-1]:
                 raise ConfigError(f"--task {name!r}: option {part!r} follows no backend task (options belong to "
-                                  "backend tasks, e.g. multi:playground:CheetahRun,episode_length=200,...)")  # fmt: skip
+                                  "backend tasks: multi:playground:CheetahRun,episode_length=200,...)")  # fmt: skip
             out[-1] = f"{out[-1]},{part}"
         else:
             out.append(part)

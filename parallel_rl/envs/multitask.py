@@ -90,7 +90,7 @@ class MultiTaskVecEnv:
         own = [(nm, sp.obs_dim, sp.act_dim) for nm, sp in zip(names, specs)]
         self.model_tasks = [(str(nm), int(o), int(a)) for nm, o, a in (own if model_tasks is None else model_tasks)]
         model_names = [t[0] for t in self.model_tasks]
-        for (name, o, a), spec in zip(own, specs):
+        for name, o, a in own:
             if name not in model_names:
                 raise ValueError(f"task {name!r} is not one of the model's tasks ({', '.join(model_names)})")
             if self.model_tasks[model_names.index(name)][1:] != (o, a):
