@@ -257,3 +257,14 @@ def make_multitask_env(
     """A ``MultiTaskVecEnv`` (see there), savable (``state_dict``) when every sub-env is."""
     cls = SavableMultiTaskVecEnv if all(hasattr(e, "state_dict") for e in envs) else MultiTaskVecEnv
     return cls(envs, names, model_tasks, obs_dim, act_dim)
+
+
+def relayout(env: VecEnv, policy_spec: dict, task: str) -> MultiTaskVecEnv:
+    """``env``'s task(s) in the input/output layout of a multi-task model (a checkpoint's ``policy_spec``): padded
+    to its dimensions, the model's tasks keeping their ids and tasks new to it appended after them (transfer).
+    ``task`` names a single-task ``env``."""
+    envs, names = (env.envs, env.names) if isinstance(env, MultiTaskVecEnv) else ([env], [task])
+    model_tasks = [(n, int(o), int(a)) for n, (o, a) in zip(policy_spec["task_names"], policy_spec["task_dims"])]
+    known = [t[0] for t in model_tasks]
+    model_tasks += [(n, e.spec.obs_dim, e.spec.act_dim) for n, e in zip(names, envs) if n not in known]
+    return make_multitask_env(envs, names, model_tasks, obs_dim=policy_spec["obs_dim"], act_dim=policy_spec["act_dim"])

@@ -6,6 +6,7 @@ from parallel_rl.nets.families import ARCHS, NetSpec, build_ensemble_net, resolv
 from parallel_rl.nets.mlp import EnsembleLinear, ensemble_mlp, mlp
 from parallel_rl.nets.normalizer import RunningNorm
 from parallel_rl.nets.norms import has_projection, project_weights_
+from parallel_rl.nets.task import TaskConditionedActor, TaskConditionedCritic, TaskEncoder
 
 __all__ = [
     "ARCHS",
@@ -15,6 +16,9 @@ __all__ = [
     "EnsembleLinear",
     "NetSpec",
     "RunningNorm",
+    "TaskConditionedActor",
+    "TaskConditionedCritic",
+    "TaskEncoder",
     "build_ensemble_net",
     "ensemble_mlp",
     "has_projection",
