@@ -19,7 +19,7 @@ from parallel_rl.envs import VecEnv
 from parallel_rl.envs._optional import BackendUnavailable
 from tasks import multitask, presets_gym, presets_isaacgym, presets_isaaclab, presets_playground, presets_torchrl
 from tasks.backend import Backend, CpuScale, Preset, TaskName, cpu_presets, merge, parse_task_name
-from tasks.cartpole_swingup import CartpoleSwingup
+from tasks.cartpole_swingup import CartpoleBalance, CartpoleSwingup
 from tasks.pendulum import Pendulum
 from tasks.reacher import Reacher3
 
@@ -56,6 +56,12 @@ TASKS: dict[str, TaskEntry] = {
         CartpoleSwingup,
         "cart-pole swing-up, continuous force (obs 5, act 1, 200 steps, terminates off the track)",
         _cpu_presets(80_000, {"v_min": -1.0, "v_max": 101.0, "std_min": 0.05, "std_max": 0.8}),
+    ),
+    # The same cart-pole started upright (the multi-task benchmark's held-out transfer task).
+    "cartpole-balance": TaskEntry(
+        CartpoleBalance,
+        "cart-pole balance: the swing-up cart-pole started near upright (obs 5, act 1, 200 steps)",
+        _cpu_presets(40_000, {"v_min": -1.0, "v_max": 101.0, "std_min": 0.05, "std_max": 0.8}),
     ),
     # Rewards in about [-1.3, 0]; gamma 0.97 keeps values within [-45, 0].
     "reacher3": TaskEntry(

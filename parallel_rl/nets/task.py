@@ -171,6 +171,8 @@ class MultiTaskPolicy(nn.Module):
     ``deployed`` is the ``DeployedPolicy`` of the multi-task env's layout (task id as last column, actions in
     [-1, 1]); the per-task bounds come from the checkpoint's ``policy_spec``."""
 
+    __jit_unused_properties__ = ["normalizer", "obs_dim"]  # host-side helpers, not part of the scripted policy
+
     def __init__(self, deployed: nn.Module, task_action_low: torch.Tensor, task_action_high: torch.Tensor) -> None:
         super().__init__()
         self.deployed = deployed
