@@ -112,8 +112,9 @@ class AgentConfig:
     """Multi-task runs (``--task multi:...``): size of the learnable task embedding that actor and critic each
     concatenate to the normalized observation (BRC); 0 feeds a fixed one-hot task id instead."""
     task_reward_scales: tuple[float, ...] = ()
-    """Multi-task runs: a reward scale per task (in --task order), applied on top of --reward-scale, so that every
-    task's returns fit the shared value support [v_min, v_max]. Empty: 1 for every task."""
+    """Multi-task runs: a reward scale per task of the model (--task order; with --init-from, the checkpoint's tasks
+    then the new ones), applied on top of --reward-scale, so that every task's returns fit the shared value support
+    [v_min, v_max]. Empty: 1 for every task."""
 
 
 @dataclass(frozen=True)
