@@ -197,17 +197,21 @@ def test_transfer_to_a_new_task_keeps_weights_and_freezes(tmp_path):
     trainer = Trainer(cfg, lambda n, device, seed: ToyTask(n, device, seed, **new_task))
     assert trainer.env.spec.task_names == ("toy-a", "toy-b", "toy-c")
     assert trainer.env.task_of_env.tolist() == [2, 2] and trainer.env.spec.obs_dim == 5
-    emb = trainer.critic.encoder.embedding.detach().clone()
-    assert torch.equal(emb[:2], ckpt["critic"]["encoder.embedding"])  # trained tasks keep their rows
-    actor_before = {k: v.clone() for k, v in trainer.policy.state_dict().items()}
-    critic_first = trainer.critic.critic.net[0].weight.detach().clone()
+    nets = trainer.algo.networks()
+    actor, critic = nets["actor"], nets["critic"]
+    emb = critic.encoder.embedding.detach().clone()
+    assert torch.equal(emb[:2], ckpt["algo"]["critic"]["encoder.embedding"])  # trained tasks keep their rows
+    assert torch.equal(critic.critic.net[0].weight, ckpt["algo"]["critic"]["critic.net.0.weight"])
+    assert torch.equal(trainer.algo.critic_target.critic.net[0].weight, critic.critic.net[0].weight)  # target too
+    actor_before = {k: v.clone() for k, v in actor.state_dict().items()}
+    critic_first = critic.critic.net[0].weight.detach().clone()
     summary = trainer.run(tmp_path / "dst")
     assert summary["final_eval_return_per_task"] == {"toy-c": pytest.approx(2.0)}
-    after = trainer.policy.state_dict()
+    after = actor.state_dict()
     assert all(torch.equal(after[k], v) for k, v in actor_before.items() if not k.endswith("encoder.embedding"))
     assert not torch.equal(after["encoder.embedding"][2], actor_before["encoder.embedding"][2])  # new row learns
-    assert torch.equal(trainer.critic.critic.net[0].weight, critic_first)  # frozen body
-    assert not torch.equal(trainer.critic.encoder.embedding[2], emb[2])
+    assert torch.equal(critic.critic.net[0].weight, critic_first)  # frozen body
+    assert not torch.equal(critic.encoder.embedding[2], emb[2])
 
 
 def test_multitask_export_takes_the_task_id(tmp_path):
