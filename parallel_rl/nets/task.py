@@ -138,12 +138,14 @@ def make_actor(
     activation: str,
     task_dims: Sequence[tuple[int, int]] = (),
     embedding_dim: int = 0,
+    **actor_kwargs,
 ) -> nn.Module:
-    """The actor for an env layout: a plain ``Actor``, or one conditioned on the task when ``task_dims`` is set."""
+    """The actor for an env layout (``actor_kwargs`` go to ``Actor``): a plain ``Actor``, or one conditioned on the
+    task when ``task_dims`` is set."""
     from parallel_rl.nets.actor import Actor
 
     encoder, width = task_conditioned(obs_dim, act_dim, task_dims, embedding_dim)
-    actor = Actor(width, act_dim, hidden, activation)
+    actor = Actor(width, act_dim, hidden, activation, **actor_kwargs)
     return actor if encoder is None else TaskConditionedActor(encoder, actor)
 
 
