@@ -97,7 +97,10 @@ def combine_presets(subs: Sequence[str], presets_of: Callable[[str], dict[str, d
 
 
 #: BRC (Nauman et al. 2025, "Bigger, Regularized, Categorical"): a wide critic trained by cross-entropy on a
-#: 101-bin categorical value distribution, conditioned on learnable task embeddings, tasks sampled evenly.
+#: 101-bin categorical value distribution, conditioned on learnable task embeddings, tasks sampled evenly. Not yet
+#: BRC's: the BroNet residual blocks (this preset widens the MLP until the network families of issue 15 are on main)
+#: and its adaptive per-task reward normalization (by the largest Monte-Carlo return seen; here each task keeps the
+#: fixed reward scale of its own preset).
 BRC: dict[str, Any] = {
     "agent": {"num_atoms": 101, "task_embedding_dim": 32, "critic_hidden": (2048, 2048), "weight_decay": 0.1},
     "buffer": {"task_balanced_sampling": True},
