@@ -153,10 +153,6 @@ class MultiTaskVecEnv:
     def render_fps(self) -> float | None:
         return getattr(self.envs[0], "render_fps", None)
 
-    def task_dims(self) -> list[tuple[int, int]]:
-        """(obs_dim, act_dim) of each task of this env, in ``names`` order."""
-        return [(e.spec.obs_dim, e.spec.act_dim) for e in self.envs]
-
     def _pad(self, parts: list[torch.Tensor]) -> torch.Tensor:
         padded = [torch.nn.functional.pad(p.float(), (0, self.base_obs_dim - p.shape[-1])) for p in parts]
         return torch.cat([torch.cat(padded, dim=0), self._id_column], dim=-1)
