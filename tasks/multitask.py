@@ -96,15 +96,16 @@ def combine_presets(subs: Sequence[str], presets_of: Callable[[str], dict[str, d
     return out
 
 
-#: BRC (Nauman et al. 2025, "Bigger, Regularized, Categorical"): a wide critic trained by cross-entropy on a
-#: 101-bin categorical value distribution, conditioned on learnable task embeddings, tasks sampled evenly. Not yet
-#: BRC's: the BroNet residual blocks (this preset widens the MLP until the network families of issue 15 are on main)
-#: and its adaptive per-task reward normalization (by the largest Monte-Carlo return seen; here each task keeps the
-#: fixed reward scale of its own preset).
+#: BRC (Nauman et al. 2025, "Bigger, Regularized, Categorical"): a wide BroNet critic (residual LayerNorm blocks,
+#: ``nets.families``) trained by cross-entropy on a 101-bin categorical value distribution, conditioned on learnable
+#: task embeddings, tasks sampled evenly. Width 4096 is the top of the BRO/BRC range (512 -> 4096, see
+#: shared/REFERENCE.md), depth 2 BRO's. Not BRC's: its adaptive per-task reward normalization (by the largest
+#: Monte-Carlo return seen); here each task keeps the fixed reward scale of its own preset.
 BRC: dict[str, Any] = {
-    "agent": {"num_atoms": 101, "task_embedding_dim": 32, "critic_hidden": (2048, 2048), "weight_decay": 0.1},
+    "agent": {"critic_arch": "bronet", "critic_width": 4096, "critic_depth": 2, "num_atoms": 101,
+              "task_embedding_dim": 32, "weight_decay": 0.1},
     "buffer": {"task_balanced_sampling": True},
-}
+}  # fmt: skip
 
 
 def _combine(presets: list[dict[str, Any]]) -> dict[str, Any]:

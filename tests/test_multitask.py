@@ -11,10 +11,10 @@ import torch
 
 import tasks
 from parallel_rl.buffer import ReplayBuffer
-from parallel_rl.config import ConfigError
+from parallel_rl.config import ConfigError, TrainConfig, replace_nested, validate
 from parallel_rl.envs import TorchVecEnv, make_multitask_env, split_envs
 from parallel_rl.io.checkpoint import load_checkpoint, load_multitask_policy
-from parallel_rl.nets import RunningNorm
+from parallel_rl.nets import NetSpec, RunningNorm
 from parallel_rl.nets.task import make_actor, make_critic
 from parallel_rl.runtime import Trainer
 from parallel_rl.scaling.runtable import rows_from_run_dir
@@ -110,8 +110,9 @@ def test_masked_action_dims_do_not_change_the_env_step():
 def test_padded_obs_and_masked_actions_change_neither_critic_nor_actor():
     torch.manual_seed(0)
     task_dims, obs_dim, act_dim = [(3, 1), (13, 3)], 13 + 1, 3
-    for embedding in (0, 8):
-        critic = make_critic(obs_dim, act_dim, task_dims, embedding, hidden=(32, 32), num_atoms=11, members=2)
+    for embedding, arch in ((0, None), (8, None), (8, NetSpec("bronet", 32, 1))):  # BroNet: BRC's critic
+        critic = make_critic(obs_dim, act_dim, task_dims, embedding, hidden=(32, 32), num_atoms=11, members=2,
+                             spec=arch)  # fmt: skip
         actor = make_actor(obs_dim, act_dim, (32, 32), "relu", task_dims, embedding)
         norm = RunningNorm(obs_dim, passthrough=1)
         norm.update(torch.randn(64, obs_dim) * 3 + 1)
@@ -240,7 +241,10 @@ def test_registry_names_presets_and_errors():
     # Sums of the single-task presets (32 envs, utd 4 each; 40k + 80k + 100k steps), each task's reward scale.
     assert (preset["num_envs"], preset["schedule"]["utd"], preset["total_env_steps"]) == (96, 12, 220_000)
     assert preset["agent"]["task_reward_scales"] == (0.1, 1.0, 1.0)
-    assert tasks.preset("multi:pendulum,reacher3", "fasttd3", "brc")["buffer"]["task_balanced_sampling"]
+    brc = replace_nested(TrainConfig(task="multi:pendulum,reacher3"), tasks.preset("multi:pendulum,reacher3",
+                                                                                  "fasttd3", "brc"))  # fmt: skip
+    validate(brc)
+    assert (brc.agent.critic_arch, brc.agent.num_atoms, brc.buffer.task_balanced_sampling) == ("bronet", 101, True)
     for bad, match in (("multi:pendulum,pendulum", "once"), ("multi:pendulum,gym:Ant-v5", "one simulator"),
                        ("multi:pendlum", "did you mean")):  # fmt: skip
         with pytest.raises(ConfigError, match=match):

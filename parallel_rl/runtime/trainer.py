@@ -124,7 +124,13 @@ class Trainer:
         return {
             "config": dataclasses.asdict(self.cfg),
             "policy_spec": policy_spec(
-                spec.obs_dim, spec.act_dim, hp.actor_hidden, hp.activation, spec.action_low, spec.action_high, arch,
+                spec.obs_dim,
+                spec.act_dim,
+                hp.actor_hidden,
+                hp.activation,
+                spec.action_low,
+                spec.action_high,
+                arch,
                 **self._task_spec(),
             ),  # fmt: skip
             "actor": policy.state_dict(),
