@@ -114,8 +114,8 @@ def _combine(presets: list[dict[str, Any]]) -> dict[str, Any]:
         return src.get(key, default)
 
     agent: dict[str, Any] = {}
-    for p in presets:  # networks and the other agent knobs: the first task's, then overridden below
-        agent = merge(p.get("agent", {}), agent)
+    for p in reversed(presets):  # networks and the other agent knobs: the first task's, then overridden below
+        agent.update(p.get("agent", {}))
     agent["gamma"] = max(get(p, "agent", "gamma", 0.99) for p in presets)
     agent["v_min"] = min(get(p, "agent", "v_min", -10.0) for p in presets)
     agent["v_max"] = max(get(p, "agent", "v_max", 10.0) for p in presets)
@@ -129,12 +129,12 @@ def _combine(presets: list[dict[str, Any]]) -> dict[str, Any]:
         out["eval_envs"] = sum(p.get("eval_envs", p["num_envs"]) for p in presets)
     if all("total_env_steps" in p for p in presets):
         out["total_env_steps"] = sum(p["total_env_steps"] for p in presets)
-    schedule = merge(*(p.get("schedule", {}) for p in presets))
+    schedule = {k: v for p in presets for k, v in p.get("schedule", {}).items()}
     if all("utd" in p.get("schedule", {}) for p in presets):
         schedule["utd"] = sum(p["schedule"]["utd"] for p in presets)
     out["schedule"] = schedule
-    buffer = merge(*(p.get("buffer", {}) for p in presets))
+    buffer = {k: v for p in presets for k, v in p.get("buffer", {}).items()}
     if all("buffer_size" in p.get("buffer", {}) for p in presets):
         buffer["buffer_size"] = sum(p["buffer"]["buffer_size"] for p in presets)
     out["buffer"] = buffer
-    return out
+    return merge(out)  # a checked Preset
