@@ -31,7 +31,8 @@ class EvaluateArgs:
     device: str = "cpu"
     """Device of the env and the policy ('cpu', 'cuda', 'cuda:N')."""
     task: str | None = None
-    """Task to evaluate on; default: the task in the checkpoint's config."""
+    """Task to evaluate on; default: the task in the checkpoint's config. For a multi-task policy: one of its tasks
+    (or a multi:... subset), run with that task's id."""
     video: str | None = None
     """Write an MP4 of env --video-env to this path (needs the env's render() and PyAV: pip install '.[video]')."""
     video_env: int = 0

@@ -183,7 +183,7 @@ def prepare(args: list[str] | None = None):
 
     args = sys.argv[1:] if args is None else args
     cfg = parse(args)
-    factory = tasks.env_factory(cfg.task)
+    factory = tasks.env_factory(cfg.task, cfg.task_weights)
     cfg = cpu_preset_rule(cfg, args)
     validate(cfg)
     check_resume(cfg)

@@ -37,6 +37,7 @@ class ReplayBuffer:
         n_step: int = 1,
         gamma: float = 0.99,
         seed: int = 0,
+        env_groups: list[int] | None = None,
     ) -> None:
         rows = capacity // num_envs
         if rows < n_step + 2:
@@ -68,6 +69,20 @@ class ReplayBuffer:
         self.generator = torch.Generator(device=self.device)
         self.generator.manual_seed(seed)
         self.extends = 0  # host-side count of env steps stored; no sync needed to know how much data there is
+        # Task-balanced sampling (multi-task runs): envs come in contiguous groups of these sizes (one per task);
+        # a sample picks a group uniformly, then an env of it.
+        self.group_sizes = self.group_starts = None
+        if env_groups is not None:
+            if sum(env_groups) < num_envs or min(env_groups) < 1:
+                raise ValueError(f"env_groups {env_groups} must be positive sizes covering the {num_envs} envs")
+            sizes, starts, at = [], [], 0
+            for size in env_groups:  # groups beyond num_envs (held-out envs) are cut off
+                if at < num_envs:
+                    sizes.append(min(size, num_envs - at))
+                    starts.append(at)
+                at += size
+            self.group_sizes = torch.tensor(sizes, dtype=torch.int64, **kw)
+            self.group_starts = torch.tensor(starts, dtype=torch.int64, **kw)
 
     @property
     def capacity(self) -> int:
@@ -136,7 +151,8 @@ class ReplayBuffer:
         view: TensorDict | None = None,
         reserve: int = 0,
     ) -> TensorDict:
-        """Uniform transitions (env uniform, then row uniform within its stream) with n-step targets.
+        """Uniform transitions (env uniform, or task then env uniform with ``env_groups``; then row uniform within
+        its stream) with n-step targets.
 
         Returns ``obs``, ``action``, ``reward`` (the discounted n-step sum), ``next_obs`` (the observation to
         bootstrap from), ``discount`` (gamma**k, or 0 when the window ended in a termination) and ``steps`` (k).
@@ -150,7 +166,13 @@ class ReplayBuffer:
         rows = self.rows_per_env
         gen = self.generator if generator is None else generator
         src = self.view_source() if view is None else view
-        env = torch.randint(0, self.num_envs, (batch_size,), generator=gen, device=self.device)
+        if self.group_sizes is None:
+            env = torch.randint(0, self.num_envs, (batch_size,), generator=gen, device=self.device)
+        else:
+            group = torch.randint(0, self.group_sizes.shape[0], (batch_size,), generator=gen, device=self.device)
+            u_env = torch.rand(batch_size, generator=gen, device=self.device)
+            size = self.group_sizes[group]
+            env = self.group_starts[group] + (u_env * size).long().clamp(max=size - 1)
         ptr, count = src["ptr"][env], src["count"][env]
         if reserve > 0:
             count = count.clamp(max=rows - reserve)

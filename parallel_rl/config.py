@@ -145,6 +145,13 @@ class AgentConfig:
     """crossq: batch renormalization clips d to [-d_max, d_max]."""
     weight_norm: bool = True
     """crossq: project every hidden unit's incoming weights to unit norm after each optimizer step (CrossQ + WN)."""
+    task_embedding_dim: int = 16
+    """Multi-task runs (``--task multi:...``): size of the learnable task embedding that actor and critic each
+    concatenate to the normalized observation (BRC); 0 feeds a fixed one-hot task id instead."""
+    task_reward_scales: tuple[float, ...] = ()
+    """Multi-task runs: a reward scale per task of the model (--task order; with --init-from, the checkpoint's tasks
+    then the new ones), applied on top of --reward-scale, so that every task's returns fit the shared value support
+    [v_min, v_max]. Empty: 1 for every task."""
 
 
 @dataclass(frozen=True)
@@ -200,6 +207,9 @@ class BufferConfig:
     """Transitions per learner update."""
     storage_dtype: Literal["float32", "bfloat16"] = "float32"
     """Storage type of observations in the buffer (bfloat16 halves their memory)."""
+    task_balanced_sampling: bool = False
+    """Multi-task runs: draw each sample's task uniformly, then an env of that task, then a row (default: env
+    uniformly, so tasks are sampled in proportion to their envs, i.e. to --task-weights)."""
 
 
 @dataclass(frozen=True)
@@ -287,6 +297,16 @@ class TrainConfig:
     """Show a progress bar."""
     torch_threads: int = 0
     """CPU threads for torch (0 keeps torch's default)."""
+    task_weights: tuple[float, ...] = ()
+    """Multi-task runs (``--task multi:a,b,c``): share of the envs (training and evaluation) each task gets, in
+    --task order, e.g. ``--task-weights 1 2 2``. Empty: equal shares."""
+    init_from: str | None = None
+    """Start the networks (and normalizer statistics) from this checkpoint instead of at random, then train as a new
+    run (optimizers, counters and buffer start fresh). From a multi-task checkpoint a task it was not trained on
+    gets a new task id with a freshly initialized embedding (transfer to a new task)."""
+    freeze: tuple[Literal["actor", "critic", "actor_body", "critic_body"], ...] = ()
+    """With --init-from: parameter groups kept fixed. 'actor'/'critic': the whole network except its task
+    embedding; 'actor_body'/'critic_body': all but the embedding and the output layer."""
     agent: AgentConfig = field(default_factory=AgentConfig)
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     buffer: BufferConfig = field(default_factory=BufferConfig)
@@ -446,6 +466,21 @@ def validate(cfg: TrainConfig) -> None:
         bad("brn_r_max", f"must be >= 1 (r is clipped to [1/r_max, r_max]), got {a.brn_r_max}")
     if a.brn_d_max < 0:
         bad("brn_d_max", f"must be >= 0, got {a.brn_d_max}")
+    multi = cfg.task.startswith("multi:")
+    if a.task_embedding_dim < 0:
+        bad("task_embedding_dim", f"must be >= 0 (0 = one-hot task id), got {a.task_embedding_dim}")
+    if any(not w > 0 for w in cfg.task_weights):
+        bad("task_weights", f"every weight must be > 0, got {list(cfg.task_weights)}")
+    if any(not r > 0 for r in a.task_reward_scales):
+        bad("task_reward_scales", f"every scale must be > 0, got {list(a.task_reward_scales)}")
+    if cfg.freeze and not cfg.init_from:
+        bad("freeze", "freezing parameters needs trained ones: give --init-from CHECKPOINT too")
+    if multi and cfg.td_validation_envs:
+        bad("td_validation_envs", "not supported with --task multi:... (the held-out envs would all be the last "
+                                  "task's); use 0")  # fmt: skip
+    if not multi and not cfg.init_from and (cfg.task_weights or b.task_balanced_sampling or a.task_reward_scales):
+        bad("task_weights", "--task-weights, --task-balanced-sampling and --task-reward-scales apply to multi-task "
+                            "runs only: use --task multi:<task>,<task>,...")  # fmt: skip
 
 
 def default_run_dir(cfg: TrainConfig) -> Path:

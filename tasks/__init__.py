@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from parallel_rl.config import ConfigError, suggest
 from parallel_rl.envs._optional import BackendUnavailable
-from tasks import presets_gym, presets_isaacgym, presets_isaaclab, presets_playground, presets_torchrl
+from tasks import multitask, presets_gym, presets_isaacgym, presets_isaaclab, presets_playground, presets_torchrl
 from tasks.backend import Backend, CpuScale, Preset, TaskName, cpu_presets, merge, parse_task_name
 from tasks.recipes import CROSSQ_RULES, FASTSAC_RULES, TASK_VALUE_KEYS
 
@@ -82,6 +82,12 @@ TASKS: dict[str, TaskEntry] = {
         "cart-pole swing-up, continuous force (obs 5, act 1, 200 steps, terminates off the track)",
         _cpu_presets(80_000, {"v_min": -1.0, "v_max": 101.0, "std_min": 0.05, "std_max": 0.8}),
     ),
+    # The same cart-pole started upright (the multi-task benchmark's held-out transfer task).
+    "cartpole-balance": TaskEntry(
+        _lazy("tasks.cartpole_swingup", "CartpoleBalance"),
+        "cart-pole balance: the swing-up cart-pole started near upright (obs 5, act 1, 200 steps)",
+        _cpu_presets(40_000, {"v_min": -1.0, "v_max": 101.0, "std_min": 0.05, "std_max": 0.8}),
+    ),
     # Rewards in about [-1.3, 0]; gamma 0.97 keeps values within [-45, 0].
     "reacher3": TaskEntry(
         _lazy("tasks.reacher", "Reacher3"),
@@ -105,7 +111,11 @@ BACKENDS: dict[str, Backend] = {
 
 
 def resolve(name: str) -> TaskName:
-    """Parse and validate a task name: a built-in task, or a known backend prefix."""
+    """Parse and validate a task name: a built-in task, or a known backend prefix (``multi:...`` names: each of
+    their tasks, see ``tasks.multitask``)."""
+    if multitask.is_multi(name):
+        multitask.check(name, resolve)
+        return TaskName("multi", name[len(multitask.PREFIX) :], {})
     parsed = parse_task_name(name)
     if parsed.backend is None:
         task_entry(name)
@@ -126,7 +136,13 @@ def task_entry(name: str) -> TaskEntry:
     return TASKS[name]
 
 
-def make_env(name: str, num_envs: int, device: torch.device | str = "cpu", seed: int = 0) -> VecEnv:
+def make_env(
+    name: str, num_envs: int, device: torch.device | str = "cpu", seed: int = 0, task_weights: tuple = ()
+) -> VecEnv:
+    """``num_envs`` envs of task ``name``; ``task_weights`` split them among the tasks of a ``multi:`` name."""
+    if multitask.is_multi(name):
+        multitask.check(name, resolve)
+        return multitask.make(name, make_env, num_envs, device, seed, task_weights)
     parsed = resolve(name)
     if parsed.backend is None:
         return task_entry(name).make(num_envs=num_envs, device=device, seed=seed)
@@ -135,6 +151,8 @@ def make_env(name: str, num_envs: int, device: torch.device | str = "cpu", seed:
 
 def presets_of(task: str) -> dict[str, dict[str, dict[str, Any]]]:
     """algo -> preset name -> overrides, for any task name (options after the task name do not change presets)."""
+    if multitask.is_multi(task):
+        return multitask.combine_presets(multitask.check(task, resolve), presets_of)
     parsed = resolve(task)
     if parsed.backend is None:
         return task_entry(task).presets
@@ -153,6 +171,10 @@ def preset(task: str, algo: str, name: str = "default") -> dict[str, Any]:
 
 def check_installed(name: str) -> None:
     """Fail early, with one message naming what to install, when a simulator task's backend is missing."""
+    if multitask.is_multi(name):
+        for sub in multitask.check(name, resolve):
+            check_installed(sub)
+        return
     parsed = resolve(name)
     if parsed.backend is not None:
         try:
@@ -161,11 +183,17 @@ def check_installed(name: str) -> None:
             raise ConfigError(f"--task {name}: {e}") from None
 
 
-def env_factory(name: str):
+def env_factory(name: str, task_weights: tuple = ()):
     """The (num_envs, device, seed) -> VecEnv callable the trainer takes. Checks the name and that its simulator is
     installed now, so that a missing package is reported before anything starts."""
     check_installed(name)
-    return lambda num_envs, device, seed: make_env(name, num_envs, device, seed)
+    if task_weights and not multitask.is_multi(name):
+        raise ConfigError(f"--task-weights: {name!r} is one task; weights split the envs of a multi:... task")
+    if task_weights:
+        n_tasks = len(multitask.sub_tasks(name))
+        if len(task_weights) != n_tasks:
+            raise ConfigError(f"--task-weights: {len(task_weights)} weights for the {n_tasks} tasks of {name!r}")
+    return lambda num_envs, device, seed: make_env(name, num_envs, device, seed, tuple(task_weights))
 
 
 def named_presets() -> dict[str, tuple[str, Preset, str, str, str]]:

@@ -102,3 +102,13 @@ class CartpoleSwingup(TorchVecEnv):
         canvas.segment((x, 0.0), (x + pole * math.sin(th), pole * math.cos(th)), 0.06, (204, 150, 77))
         canvas.circle((x, 0.0), 0.035, (40, 40, 40))
         return canvas.to_uint8()
+
+
+class CartpoleBalance(CartpoleSwingup):
+    """The same cart-pole, reward and limits with the pole starting near upright (|theta| < 0.2 rad, as DM Control's
+    balance task starts it): keep it up. A held-out task for transfer from the multi-task built-in set."""
+
+    def _sample_initial_state(self, n: int) -> torch.Tensor:
+        state = self.uniform(n, -0.05, 0.05, dim=4)  # (x, theta, x_dot, theta_dot)
+        state[:, 1] = self.uniform(n, -0.2, 0.2)
+        return state

@@ -22,6 +22,7 @@ from parallel_rl.nets import (
     resolve_spec,
     uses_batch_statistics,
 )
+from parallel_rl.nets.task import make_actor, make_critic
 
 if TYPE_CHECKING:
     from parallel_rl.config import AgentConfig
@@ -183,10 +184,21 @@ class TD3Family(Algorithm):
     def __init__(self, hp: AgentConfig, ctx: Context) -> None:
         spec, dev = ctx.spec, ctx.device
         self.hp, self.ctx, self.device = hp, ctx, dev
-        self.normalizer = RunningNorm(spec.obs_dim).to(dev)
+        # Multi-task specs (envs.multitask) carry the task id as the last observation column: the normalizer passes
+        # it through, and actor and critic are conditioned on it (nets.task; plain networks for one task).
+        self.normalizer = RunningNorm(spec.obs_dim, passthrough=1 if spec.task_dims else 0).to(dev)
         self.critic_normalizer = None if spec.critic_obs_dim is None else RunningNorm(spec.critic_obs_dim).to(dev)
         self.policy = self.build_policy().to(dev)
         self.critic = self.build_critic().to(dev)
+        # Rewards are stored scaled by reward_scale, times the task's own scale in multi-task runs (by task id).
+        self.task_reward_scale = None
+        if hp.task_reward_scales:
+            if len(hp.task_reward_scales) != len(spec.task_names):
+                raise ValueError(
+                    f"--task-reward-scales: {len(hp.task_reward_scales)} scales for a model of "
+                    f"{len(spec.task_names)} task(s) ({', '.join(spec.task_names) or 'single-task'})"
+                )
+            self.task_reward_scale = torch.tensor(hp.task_reward_scales, dtype=torch.float32, device=dev)
         self.critic_target = replica(self.critic)
         # Replicas: the actor acts with its copy of the policy, the V-learner computes target actions with its copy,
         # the P-learner differentiates through its copy of the critic; learners normalize with copies of the
@@ -219,14 +231,17 @@ class TD3Family(Algorithm):
         hp, spec = self.hp, self.ctx.spec
         arch = resolve_spec("actor", hp.actor_arch, hp.actor_width, hp.actor_depth, tuple(hp.actor_hidden),
                             hp.activation, hp.normed_norm)  # fmt: skip
-        return Actor(spec.obs_dim, spec.act_dim, hp.actor_hidden, hp.activation, spec=arch)
+        # Multi-task specs: conditioned on the task (nets.task); a plain Actor otherwise.
+        return make_actor(spec.obs_dim, spec.act_dim, hp.actor_hidden, hp.activation, spec.task_dims,
+                          hp.task_embedding_dim, spec=arch)  # fmt: skip
 
     def build_critic(self) -> EnsembleCritic:
         hp, spec = self.hp, self.ctx.spec
         arch = resolve_spec("critic", hp.critic_arch, hp.critic_width, hp.critic_depth, tuple(hp.critic_hidden),
                             hp.activation, hp.normed_norm)  # fmt: skip
-        return EnsembleCritic(spec.critic_obs_dim or spec.obs_dim, spec.act_dim, hp.critic_hidden, hp.num_atoms,
-                              hp.v_min, hp.v_max, hp.num_critics, hp.activation, spec=arch)  # fmt: skip
+        return make_critic(spec.critic_obs_dim or spec.obs_dim, spec.act_dim, spec.task_dims, hp.task_embedding_dim,
+                           hidden=hp.critic_hidden, num_atoms=hp.num_atoms, v_min=hp.v_min, v_max=hp.v_max,
+                           members=hp.num_critics, act=hp.activation, spec=arch)  # fmt: skip
 
     def finish_critic_step(self) -> None:
         """After a critic optimizer step: weight-norm projection (SimbaV2, normed), soft target update, and the
@@ -282,7 +297,11 @@ class TD3Family(Algorithm):
             if self.critic_normalizer is not None:
                 self.critic_normalizer.update(inputs["critic_obs"], reduce)
         mean_action = self.policy_for_actor(self.normalizer(obs) if self.hp.normalize_obs else obs)
-        return TensorDict({"action": (mean_action + inputs["noise"]).clamp(-1.0, 1.0)})
+        action = (mean_action + inputs["noise"]).clamp(-1.0, 1.0)
+        encoder = getattr(self.policy_for_actor, "encoder", None)
+        if encoder is not None:  # multi-task: padded action dimensions are never explored (stored as 0)
+            action = action * encoder.action_mask(obs)
+        return TensorDict({"action": action})
 
     def _reduce_actor(self, t: torch.Tensor) -> torch.Tensor:
         return self.ctx.all_reduce_sum("actor", t)
@@ -303,7 +322,10 @@ class TD3Family(Algorithm):
     def observe(self, transition: TensorDict) -> TensorDict:
         done = transition["terminated"] | transition["truncated"]
         self.noise_std.copy_(self.noise_std_after_step(self.noise_std, done))  # in place: graphs may read it
-        transition["reward"] = transition["reward"] * self.hp.reward_scale
+        reward = transition["reward"] * self.hp.reward_scale
+        if self.task_reward_scale is not None:
+            reward = reward * self.task_reward_scale[transition["task_id"]]
+        transition["reward"] = reward
         return transition
 
     # ---- learning -----------------------------------------------------------------------------------------------

@@ -11,11 +11,24 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from parallel_rl.envs.base import EnvSpec, TorchVecEnv, VecEnv, angle_normalize, check_action
+    from parallel_rl.envs.multitask import MultiTaskVecEnv, make_multitask_env, split_envs
 
-__all__ = ["EnvSpec", "TorchVecEnv", "VecEnv", "angle_normalize", "check_action"]
+__all__ = [
+    "EnvSpec",
+    "MultiTaskVecEnv",
+    "TorchVecEnv",
+    "VecEnv",
+    "angle_normalize",
+    "check_action",
+    "make_multitask_env",
+    "split_envs",
+]
+_MULTITASK = ("MultiTaskVecEnv", "make_multitask_env", "split_envs")
 
 
 def __getattr__(name: str) -> Any:
-    if name in __all__:
+    if name in __all__ and name not in _MULTITASK:
         return getattr(importlib.import_module("parallel_rl.envs.base"), name)
+    if name in _MULTITASK:
+        return getattr(importlib.import_module("parallel_rl.envs.multitask"), name)
     raise AttributeError(f"module 'parallel_rl.envs' has no attribute {name!r}")

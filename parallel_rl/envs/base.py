@@ -34,6 +34,11 @@ class EnvSpec:
     max_episode_steps: int
     critic_obs_dim: int | None = None
     """Dimension of the privileged critic observation, when the env provides one (asymmetric actor-critic)."""
+    task_names: tuple[str, ...] = ()
+    """Multi-task envs (``envs.multitask``): the model's tasks, indexed by task id; the id is the last observation
+    column. Empty for a single-task env."""
+    task_dims: tuple[tuple[int, int], ...] = ()
+    """Multi-task envs: (obs_dim, act_dim) of each of ``task_names``, before padding (the networks' masks)."""
 
     def action_bounds(self, device: torch.device | str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         dev = self.device if device is None else device

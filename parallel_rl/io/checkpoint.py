@@ -13,6 +13,7 @@ import torch
 
 from parallel_rl.io.files import atomic_copy, temp_path_for
 from parallel_rl.nets import Actor, DeployedPolicy, NetSpec, RunningNorm, SquashedGaussianActor
+from parallel_rl.nets.task import MultiTaskPolicy, make_actor
 
 SCHEMA_VERSION = 2
 """2: full training state (optimizers, RNGs, channels, actor, optional buffer) beside the policy."""
@@ -195,11 +196,13 @@ def policy_spec(
     low: tuple,
     high: tuple,
     arch: NetSpec | None = None,
+    **task: Any,
 ) -> dict[str, Any]:
     """Everything needed to rebuild the deployed policy, stored beside its weights. ``arch``: the actor's network
-    family (``--actor-arch``), absent for the plain MLP of ``hidden``."""
+    family (``--actor-arch``), absent for the plain MLP of ``hidden``. Multi-task policies add ``task_names``,
+    ``task_dims``, ``task_embedding_dim`` and per-task ``task_action_low``/``task_action_high``."""
     spec = {"obs_dim": obs_dim, "act_dim": act_dim, "hidden": list(hidden), "activation": activation,
-            "action_low": list(low), "action_high": list(high)}  # fmt: skip
+            "action_low": list(low), "action_high": list(high), **task}  # fmt: skip
     if arch is not None:
         spec["arch"] = arch.as_dict()
     return spec
@@ -215,20 +218,38 @@ def _deployed_actor(spec: dict[str, Any], config: dict[str, Any]) -> torch.nn.Mo
         norm = "batchrenorm" if algo == "crossq" else ("layer" if agent.get("layer_norm") else "none")
         return SquashedGaussianActor(*args, norm=norm)
     arch = NetSpec(**spec["arch"]) if spec.get("arch") else None
+    task_dims = [tuple(d) for d in spec.get("task_dims") or []]
+    if task_dims:  # a multi-task policy: the task encoder in front of the actor
+        return make_actor(*args, task_dims, spec.get("task_embedding_dim", 0), spec=arch)
     return Actor(*args, spec=arch)
 
 
 def load_policy(checkpoint_path: str | Path, device: str | torch.device = "cpu") -> DeployedPolicy:
     """Raw observations [batch, obs_dim] (float32) -> actions within the env's bounds; normalizer included.
 
-    Needs only the checkpoint: the architecture and bounds are stored in it.
+    Needs only the checkpoint: the architecture and bounds are stored in it. A multi-task policy takes the
+    multi-task env's layout (task id in the last column) and returns [-1, 1] actions as that env takes them;
+    ``MultiTaskPolicy`` wraps it for deployment (observation and task id in, the task's actions out).
     """
     ckpt = load_checkpoint(checkpoint_path, map_location=device, require=POLICY_FIELDS)
     spec = ckpt["policy_spec"]
+    task_dims = [tuple(d) for d in spec.get("task_dims") or []]
     actor = _deployed_actor(spec, ckpt.get("config") or {})
     actor.load_state_dict(ckpt["actor"])
-    norm = RunningNorm(spec["obs_dim"])
+    norm = RunningNorm(spec["obs_dim"], passthrough=1 if task_dims else 0)
     norm.load_state_dict(ckpt["normalizer"])
     low = torch.tensor(spec["action_low"], dtype=torch.float32)
     high = torch.tensor(spec["action_high"], dtype=torch.float32)
     return DeployedPolicy(norm, actor, low, high).to(device).eval().requires_grad_(False)
+
+
+def load_multitask_policy(checkpoint_path: str | Path, device: str | torch.device = "cpu") -> MultiTaskPolicy:
+    """A multi-task checkpoint's policy with the task as a second input: (obs [batch, obs_dim] zero-padded, task_id
+    [batch] int64) -> actions within that task's bounds (see ``nets.task.MultiTaskPolicy``)."""
+    spec = load_checkpoint(checkpoint_path, map_location=device)["policy_spec"]
+    if not spec.get("task_names"):
+        raise ValueError(f"{checkpoint_path}: a single-task policy; use load_policy")
+    deployed = load_policy(checkpoint_path, device)
+    low = torch.tensor(spec["task_action_low"], dtype=torch.float32)
+    high = torch.tensor(spec["task_action_high"], dtype=torch.float32)
+    return MultiTaskPolicy(deployed, low, high).to(device).eval().requires_grad_(False)

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from parallel_rl.envs import VecEnv
+from parallel_rl.envs.multitask import MultiTaskVecEnv, relayout
 
 CHECK_EVERY = 32
 """Vectorized steps between the host checks that stop the loop once every env has finished its episodes."""
@@ -113,6 +114,9 @@ def evaluate_episodes(
     if not bool((finished >= per_env).all()):
         raise RuntimeError(f"some envs did not finish {per_env} episode(s) within {steps} steps; the env does not "
                            f"respect its max_episode_steps={spec.max_episode_steps}")  # fmt: skip
+    per_task = {}
+    if isinstance(env, MultiTaskVecEnv):  # every env's first per_env episodes, averaged over each task's envs
+        per_task = {name: part.mean().item() for name, part in env.per_task(returns.double().mean(0).cpu()).items()}
     ret = returns.flatten()[:episodes].double().cpu()  # row-major: episode index first, then env index
     length = lengths.flatten()[:episodes].double().cpu()
     return {
@@ -131,6 +135,7 @@ def evaluate_episodes(
         "wall_seconds": time.perf_counter() - start,
         "returns": ret.tolist(),
         "lengths": [int(v) for v in length.tolist()],
+        **({"return_per_task": per_task} if per_task else {}),
     }
 
 
@@ -167,14 +172,29 @@ def evaluate_checkpoint(
     video_max_frames: int | None = None,
 ) -> dict[str, Any]:
     """Load the deterministic policy of ``checkpoint``, build its task with ``make_env(task, num_envs, device,
-    seed)`` and evaluate it; writes an MP4 to ``video_path`` when given. ``task`` overrides the checkpoint's."""
+    seed)`` and evaluate it; writes an MP4 to ``video_path`` when given. ``task`` overrides the checkpoint's; for a
+    multi-task policy it selects one (or several, ``multi:...``) of its tasks, given the matching task ids."""
     from parallel_rl.io.checkpoint import POLICY_FIELDS, load_checkpoint, load_policy
 
-    config = load_checkpoint(checkpoint, require=POLICY_FIELDS).get("config") or {}
+    ckpt = load_checkpoint(checkpoint, require=POLICY_FIELDS)
+    config = ckpt.get("config") or {}
     task = task or config.get("task")
     if not task:
         raise ValueError(f"{checkpoint}: the checkpoint's config names no task; pass the task explicitly")
-    evaluator = Evaluator(lambda: make_env(task, num_envs, torch.device(device), seed), episodes or num_envs, seed)
+    spec = ckpt["policy_spec"]
+
+    def make() -> VecEnv:
+        env = make_env(task, num_envs, torch.device(device), seed)
+        if spec.get("task_names"):  # a multi-task policy: run the selected task(s) with their ids
+            names = env.names if isinstance(env, MultiTaskVecEnv) else [task]
+            unknown = [n for n in names if n not in spec["task_names"]]
+            if unknown:
+                raise ValueError(f"--task: the multi-task policy of {checkpoint} was not trained on "
+                                 f"{', '.join(unknown)}; its tasks: {', '.join(spec['task_names'])}")  # fmt: skip
+            env = relayout(env, spec, task)
+        return env
+
+    evaluator = Evaluator(make, episodes or num_envs, seed)
     env = evaluator.env = evaluator.make_env()
     policy = load_policy(checkpoint, device=env.spec.device)
     dims = (policy.normalizer.mean.numel(), policy.action_low.numel())

@@ -3,6 +3,9 @@
 The exported graph is ``DeployedPolicy``: raw observation in, action within the env's bounds out, with the
 observation normalizer and the action scaling baked in, so a robot-side runtime needs nothing from this package.
 Both formats take a dynamic batch dimension: ``obs`` float32 [batch, obs_dim] -> ``action`` float32 [batch, act_dim].
+A multi-task policy (``nets.task.MultiTaskPolicy``) takes the task as a second input: ``obs`` float32 [batch,
+obs_dim] (each task's observation zero-padded to the largest), ``task_id`` int64 [batch] -> ``action`` within that
+task's bounds.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import numpy as np
 import torch
 
 from parallel_rl.nets import DeployedPolicy
+from parallel_rl.nets.task import MultiTaskPolicy
 
 Format = Literal["onnx", "torchscript"]
 FORMATS: tuple[str, ...] = ("onnx", "torchscript")
@@ -30,7 +34,18 @@ def probe_observations(policy: DeployedPolicy, num: int = 1024, seed: int = 0) -
     covers typical inputs as well as the normalizer's clipping range."""
     gen = torch.Generator().manual_seed(seed)
     mean, std = policy.normalizer.mean.cpu(), policy.normalizer.var.cpu().sqrt()
+    if isinstance(policy, MultiTaskPolicy):
+        mean, std = mean[:-1], std[:-1]  # the task id column is the second input
     return mean + 4.0 * std * (2 * torch.rand(num, mean.numel(), generator=gen) - 1)
+
+
+def probe_inputs(policy: DeployedPolicy | MultiTaskPolicy, num: int = 1024, seed: int = 0) -> tuple[torch.Tensor, ...]:
+    """The policy's inputs for a probe: observations, and task ids cycling through every task for a multi-task
+    policy."""
+    obs = probe_observations(policy, num, seed)
+    if isinstance(policy, MultiTaskPolicy):
+        return obs, torch.arange(num) % policy.task_action_low.shape[0]
+    return (obs,)
 
 
 def export_onnx(policy: DeployedPolicy, path: str | Path, metadata: dict[str, Any] | None = None) -> Path:
@@ -43,8 +58,13 @@ def export_onnx(policy: DeployedPolicy, path: str | Path, metadata: dict[str, An
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     policy = policy.cpu().eval()
-    example = torch.zeros(2, policy.normalizer.mean.numel())
     batch = torch.export.Dim("batch")
+    if isinstance(policy, MultiTaskPolicy):
+        example = (torch.zeros(2, policy.obs_dim), torch.zeros(2, dtype=torch.int64))
+        names, shapes = ["obs", "task_id"], {"obs": {0: batch}, "task_id": {0: batch}}
+    else:
+        example = (torch.zeros(2, policy.normalizer.mean.numel()),)
+        names, shapes = ["obs"], {"obs": {0: batch}}
     # The torch.export-based exporter is the maintained one (the TorchScript-based exporter is deprecated). Its
     # progress messages go to stdout, which we keep clean for the CLI's report; its registry warns about
     # torchvision operators, which a policy never uses.
@@ -54,8 +74,8 @@ def export_onnx(policy: DeployedPolicy, path: str | Path, metadata: dict[str, An
     try:
         with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
             warnings.simplefilter("ignore", FutureWarning)
-            program = torch.onnx.export(policy, (example,), dynamo=True, input_names=["obs"], output_names=["action"],
-                                        dynamic_shapes={"obs": {0: batch}}, verbose=False)  # fmt: skip
+            program = torch.onnx.export(policy, example, dynamo=True, input_names=names, output_names=["action"],
+                                        dynamic_shapes=shapes, verbose=False)  # fmt: skip
     finally:
         registry_log.setLevel(level)
     if program is None:
@@ -93,32 +113,35 @@ def export_torchscript(policy: DeployedPolicy, path: str | Path, metadata: dict[
     return path
 
 
-def onnx_outputs(path: str | Path, obs: torch.Tensor) -> np.ndarray:
+def onnx_outputs(path: str | Path, obs: torch.Tensor, task_id: torch.Tensor | None = None) -> np.ndarray:
     try:
         import onnxruntime as ort
     except ImportError as e:
         raise ImportError("verifying ONNX exports needs onnxruntime: pip install 'parallel-rl[export]'") from e
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    return session.run(["action"], {"obs": obs.numpy().astype(np.float32)})[0]
+    feed = {"obs": obs.numpy().astype(np.float32)}
+    if task_id is not None:
+        feed["task_id"] = task_id.numpy().astype(np.int64)
+    return session.run(["action"], feed)[0]
 
 
-def torchscript_outputs(path: str | Path, obs: torch.Tensor) -> np.ndarray:
+def torchscript_outputs(path: str | Path, obs: torch.Tensor, task_id: torch.Tensor | None = None) -> np.ndarray:
     with _torchscript_deprecation_silenced():
         module = torch.jit.load(str(path), map_location="cpu")
     with torch.no_grad():
-        return module(obs).numpy()
+        return (module(obs) if task_id is None else module(obs, task_id)).numpy()
 
 
 def verify_export(path: str | Path, fmt: Format, policy: DeployedPolicy, num: int = 1024, seed: int = 0) -> float:
     """Largest absolute difference between the exported file (run by onnxruntime or torch.jit) and ``policy``
     on ``num`` random observations, with odd batch sizes to exercise the dynamic batch dimension."""
-    obs = probe_observations(policy, num, seed)
+    inputs = probe_inputs(policy, num, seed)
     with torch.no_grad():
-        expected = policy.cpu()(obs).numpy()
+        expected = policy.cpu()(*inputs).numpy()
     run = onnx_outputs if fmt == "onnx" else torchscript_outputs
     worst = 0.0
     for chunk in (slice(0, 1), slice(1, 8), slice(8, num)):  # batch sizes 1, 7 and the rest
-        got = run(path, obs[chunk])
+        got = run(path, *(x[chunk] for x in inputs))
         if got.shape != expected[chunk].shape:
             raise ValueError(f"{path}: output shape {got.shape}, expected {expected[chunk].shape}")
         worst = max(worst, float(np.abs(got - expected[chunk]).max()))
@@ -135,14 +158,15 @@ def export_checkpoint(
     """Export the policy of ``checkpoint`` and verify it against ``load_policy``; raises ``ExportMismatch`` when
     the largest difference exceeds ``atol`` (the file is kept for inspection). Default output: next to the
     checkpoint, same stem, ``.onnx`` or ``.ts``."""
-    from parallel_rl.io.checkpoint import load_checkpoint, load_policy
+    from parallel_rl.io.checkpoint import load_checkpoint, load_multitask_policy, load_policy
 
     if fmt not in FORMATS:
         raise ValueError(f"unknown export format {fmt!r}; valid: {', '.join(FORMATS)}")
     checkpoint = Path(checkpoint)
     ckpt = load_checkpoint(checkpoint)
-    policy = load_policy(checkpoint)
     spec = ckpt["policy_spec"]
+    multi = bool(spec.get("task_names"))
+    policy = load_multitask_policy(checkpoint) if multi else load_policy(checkpoint)
     metadata = {
         "producer": "parallel_rl",
         "task": (ckpt.get("config") or {}).get("task", ""),
@@ -152,6 +176,21 @@ def export_checkpoint(
         "action_high": spec["action_high"],
         "input": "obs: float32 [batch, obs_dim], raw (unnormalized) observation",
         "output": "action: float32 [batch, act_dim], within [action_low, action_high]",
+        **(
+            {
+                "obs_dim": spec["obs_dim"] - 1,
+                "tasks": ",".join(spec["task_names"]),
+                "task_dims": spec["task_dims"],
+                "task_action_low": spec["task_action_low"],
+                "task_action_high": spec["task_action_high"],
+                "input": "obs: float32 [batch, obs_dim], raw observation zero-padded to obs_dim; "
+                "task_id: int64 [batch], index into tasks",
+                "output": "action: float32 [batch, act_dim], within the task's bounds; a task of act_dim_k actions "
+                "uses the first act_dim_k columns",
+            }
+            if multi
+            else {}
+        ),
         "source_checkpoint": checkpoint.name,
     }
     out = Path(out) if out is not None else checkpoint.with_suffix(SUFFIX[fmt])

@@ -8,6 +8,7 @@ from parallel_rl.nets.gaussian import SquashedGaussianActor
 from parallel_rl.nets.mlp import EnsembleLinear, ensemble_mlp, mlp
 from parallel_rl.nets.normalizer import RunningNorm
 from parallel_rl.nets.norms import has_projection, project_weights_
+from parallel_rl.nets.task import TaskConditionedActor, TaskConditionedCritic, TaskEncoder
 
 __all__ = [
     "ARCHS",
@@ -19,6 +20,9 @@ __all__ = [
     "NetSpec",
     "RunningNorm",
     "SquashedGaussianActor",
+    "TaskConditionedActor",
+    "TaskConditionedCritic",
+    "TaskEncoder",
     "build_ensemble_net",
     "ensemble_mlp",
     "has_projection",

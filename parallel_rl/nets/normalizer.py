@@ -13,11 +13,14 @@ class RunningNorm(nn.Module):
     """Normalizes with running mean/variance merged batch-wise (Chan et al.'s parallel algorithm).
 
     ``count`` is float64 so that it stays exact long after float32 would stop counting (2**24 samples).
+    The last ``passthrough`` dimensions are returned unchanged (a multi-task observation's task id column).
     """
 
-    def __init__(self, dim: int, clip: float = 10.0, eps: float = 1e-8) -> None:
+    def __init__(self, dim: int, clip: float = 10.0, eps: float = 1e-8, passthrough: int = 0) -> None:
         super().__init__()
-        self.clip, self.eps = clip, eps
+        if not 0 <= passthrough <= dim:
+            raise ValueError(f"passthrough must be in [0, {dim}], got {passthrough}")
+        self.clip, self.eps, self.passthrough = clip, eps, passthrough
         self.register_buffer("mean", torch.zeros(dim))
         self.register_buffer("var", torch.ones(dim))
         self.register_buffer("count", torch.zeros((), dtype=torch.float64))
@@ -48,4 +51,7 @@ class RunningNorm(nn.Module):
         self.count.copy_(total)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return ((x - self.mean) / torch.sqrt(self.var + self.eps)).clamp(-self.clip, self.clip)
+        y = ((x - self.mean) / torch.sqrt(self.var + self.eps)).clamp(-self.clip, self.clip)
+        if self.passthrough:
+            y = torch.cat([y[..., : -self.passthrough], x[..., -self.passthrough :]], dim=-1)
+        return y

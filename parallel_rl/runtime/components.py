@@ -88,6 +88,7 @@ class ActorComponent:
                     "terminated": terminated,
                     "truncated": truncated,
                     "final_obs": out["final_obs"],
+                    **({"task_id": out["task_id"]} if "task_id" in out.keys() else {}),  # multi-task envs
                     **(
                         {"critic_obs": self.critic_obs, "final_critic_obs": out["final_critic_obs"]}
                         if self.buffer.critic_obs is not None

@@ -19,7 +19,9 @@ from parallel_rl.algos import Algorithm, Context, get_algorithm
 from parallel_rl.buffer import ReplayBuffer
 from parallel_rl.config import ConfigError, TrainConfig
 from parallel_rl.envs import VecEnv
+from parallel_rl.envs.multitask import relayout
 from parallel_rl.nets import DeployedPolicy
+from parallel_rl.nets.task import body_and_head
 from parallel_rl.runtime import distributed
 from parallel_rl.runtime.accel import GraphedCall, autocast, maybe_compile
 from parallel_rl.runtime.components import ActorComponent, PLearner, VLearner
@@ -54,8 +56,11 @@ def algo_context(cfg: TrainConfig, spec, device: torch.device, dist: DistContext
     )  # fmt: skip
 
 
-def make_buffers(cfg: TrainConfig, spec, device: torch.device, seed: int) -> tuple[ReplayBuffer, ReplayBuffer | None]:
-    """The training buffer and, with ``--td-validation-envs``, the held-out validation buffer of the last envs."""
+def make_buffers(
+    cfg: TrainConfig, spec, device: torch.device, seed: int, env_groups: list[int] | None = None
+) -> tuple[ReplayBuffer, ReplayBuffer | None]:
+    """The training buffer and, with ``--td-validation-envs``, the held-out validation buffer of the last envs.
+    ``env_groups`` (sizes of a multi-task env's contiguous task blocks) make sampling task-balanced."""
     hp = cfg.agent
     storage = torch.bfloat16 if cfg.buffer.storage_dtype == "bfloat16" else torch.float32
     held_out = cfg.td_validation_envs
@@ -63,6 +68,7 @@ def make_buffers(cfg: TrainConfig, spec, device: torch.device, seed: int) -> tup
     buffer = ReplayBuffer(
         train_envs, spec.obs_dim, spec.act_dim, cfg.buffer.buffer_size * train_envs // spec.num_envs, device,
         critic_obs_dim=spec.critic_obs_dim, storage_dtype=storage, n_step=hp.n_step, gamma=hp.gamma, seed=seed + 1,
+        env_groups=env_groups,
     )  # fmt: skip
     val_buffer = None
     if held_out:
@@ -153,6 +159,8 @@ class Engine:
         if self.cfg.schedule.reset_every > 0:  # resets so far (a function of the env steps: resumes agree)
             out["resets"] = float(self.scheduler.env_steps // self.cfg.schedule.reset_every)
         out.update(self.actor.pop_episode_stats())
+        if hasattr(self.env, "pop_task_episode_stats"):  # multi-task envs: episode_return/<task>, ...
+            out.update(self.env.pop_task_episode_stats())
         out.update(self.vlearner.metrics.pop())
         out.update(self.plearner.metrics.pop())
         out.update(self.mode.wait_metrics())
@@ -221,8 +229,15 @@ class Engine:
         self.mode.load_state_dict(state["runtime"])
 
 
-def build_engine(cfg: TrainConfig, make_env: EnvFactory, device: torch.device, dist: DistContext) -> Engine:
-    """Build and wire every piece of a run (``dist`` already initialised, ``device`` resolved)."""
+def build_engine(
+    cfg: TrainConfig,
+    make_env: EnvFactory,
+    device: torch.device,
+    dist: DistContext,
+    init_from: dict[str, Any] | None = None,
+) -> Engine:
+    """Build and wire every piece of a run (``dist`` already initialised, ``device`` resolved). ``init_from``: a
+    loaded checkpoint whose network weights the algorithm starts from (``--init-from``, ``init_networks``)."""
     hp, s = cfg.agent, cfg.schedule
     torch.manual_seed(cfg.seed)  # the same network initialisation on every rank
     rank_seed = cfg.seed + dist.rank * distributed.RANK_SEED_STRIDE
@@ -231,7 +246,10 @@ def build_engine(cfg: TrainConfig, make_env: EnvFactory, device: torch.device, d
     if spec.num_envs != cfg.num_envs:
         raise ValueError(f"env factory made {spec.num_envs} envs, config asks for {cfg.num_envs}")
     algo: Algorithm = get_algorithm(cfg.algo)(hp, algo_context(cfg, spec, device, dist, rank_seed + 2))
-    buffer, val_buffer = make_buffers(cfg, spec, device, rank_seed)
+    if init_from is not None:
+        init_networks(algo, init_from, spec.task_names, cfg.freeze)
+    groups = getattr(env, "counts", None) if cfg.buffer.task_balanced_sampling else None
+    buffer, val_buffer = make_buffers(cfg, spec, device, rank_seed, groups)
     shared = algo.shared()
     if dist.enabled:
         for module in algo.networks().values():
@@ -277,6 +295,88 @@ def build_engine(cfg: TrainConfig, make_env: EnvFactory, device: torch.device, d
                                stabilize_updates=s.stabilize_updates)  # fmt: skip
     return Engine(cfg, env, algo, buffer, val_buffer, actor, vlearner, plearner, publishes, scheduler, dist,
                   diag_seed=rank_seed + 6)  # fmt: skip
+
+
+def transfer_env_factory(make_env: EnvFactory, ckpt: dict[str, Any], task: str) -> EnvFactory:
+    """``--init-from`` a multi-task checkpoint: this run's task(s) presented in that model's layout (padded to its
+    dimensions, its tasks keeping their ids, new tasks appended). Other checkpoints: ``make_env`` unchanged."""
+    spec = ckpt["policy_spec"]
+    if not spec.get("task_names"):
+        return make_env
+
+    def make(num_envs: int, device: torch.device, seed: int) -> VecEnv:
+        try:
+            return relayout(make_env(num_envs, device, seed), spec, task)
+        except ValueError as e:
+            raise ConfigError(f"--init-from: {e}") from None
+
+    return make
+
+
+def init_networks(algo: Algorithm, ckpt: dict[str, Any], task_names: tuple[str, ...], freeze: tuple[str, ...]) -> None:
+    """Start actor and critic from a checkpoint's weights (``--init-from``), then freeze the ``freeze`` groups.
+
+    Tasks are matched by name: a task of this run that the checkpoint was trained on keeps its embedding row, a
+    new task keeps its fresh one. Normalizers, optimizers, counters and buffer start fresh as in any new run (a new
+    task's observations have their own statistics). Replicas and target networks are made copies again."""
+    saved_names = list(ckpt["policy_spec"].get("task_names") or [])
+    rows = [saved_names.index(n) if n in saved_names else -1 for n in task_names]
+    saved = ckpt.get("algo") or {}
+    if "critic" not in saved:
+        raise ConfigError("--init-from: the checkpoint holds no critic weights (its algorithm state has no 'critic')")
+    nets = algo.networks()
+    for name, state in (("actor", saved.get("actor", ckpt["actor"])), ("critic", saved["critic"])):
+        own = nets[name].state_dict()
+        for key, value in state.items():
+            if key not in own:
+                raise ConfigError(f"--init-from: the checkpoint's {name} has {key!r}, this run's has not (the same "
+                                  "task kind, network sizes and --task-embedding-dim are needed)")  # fmt: skip
+            if key.endswith("encoder.embedding") or key.endswith("_mask"):
+                continue  # rows matched by task name below; masks follow this run's tasks
+            if key.endswith("support") and (own[key].shape != value.shape or not torch.equal(own[key], value)):
+                raise ConfigError(
+                    f"--init-from: the checkpoint's critic support is [{value[0]:g}, {value[-1]:g}] "
+                    f"with {value.numel()} atoms; use the same --v-min, --v-max, --num-atoms"
+                )
+            if own[key].shape != value.shape:
+                raise ConfigError(
+                    f"--init-from: {name} {key} has shape {tuple(value.shape)} in the checkpoint, "
+                    f"{tuple(own[key].shape)} here (network sizes, atoms and critics must match)"
+                )
+            own[key].copy_(value)
+        encoder = getattr(nets[name], "encoder", None)
+        if encoder is not None and encoder.embedding_dim > 0:
+            if state["encoder.embedding"].shape[-1] != encoder.embedding_dim:
+                raise ConfigError("--init-from: --task-embedding-dim differs from the checkpoint's")
+            encoder.load_rows_from({"embedding": state["encoder.embedding"]}, rows)
+        elif encoder is not None and -1 in rows:
+            raise ConfigError("--init-from: a new task needs a learnable embedding (--task-embedding-dim > 0); a "
+                              "one-hot id cannot grow")  # fmt: skip
+    refresh_network_copies(algo)
+    for group in freeze:
+        module = nets["actor"] if group.startswith("actor") else nets["critic"]
+        if group.endswith("_body"):
+            params = body_and_head(module)[0]
+        else:
+            params = [p for n, p in module.named_parameters() if not n.endswith("encoder.embedding")]
+        for p in params:
+            p.requires_grad_(False)
+
+
+def refresh_network_copies(algo: Algorithm) -> None:
+    """After weights were written into ``algo.networks()``: every replica (``algo.shared()``) and every target
+    network (an algorithm attribute named ``*target*`` with a network's structure) becomes a copy again."""
+    for item in algo.shared():
+        TensorDict.from_module(item.replica).data.update_(TensorDict.from_module(item.source).data)
+    nets = list(algo.networks().values())
+    for attr, module in vars(algo).items():
+        if "target" not in attr or not isinstance(module, torch.nn.Module):
+            continue
+        shapes = {k: v.shape for k, v in module.state_dict().items()}
+        for net in nets:
+            if {k: v.shape for k, v in net.state_dict().items()} == shapes:
+                module.load_state_dict(net.state_dict())
+                break
 
 
 def total_iterations(cfg: TrainConfig, world_size: int) -> int:

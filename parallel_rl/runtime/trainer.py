@@ -35,7 +35,7 @@ from parallel_rl.nets import DeployedPolicy, resolve_spec
 from parallel_rl.runtime import distributed
 from parallel_rl.runtime.accel import configure_backends
 from parallel_rl.runtime.distributed import DistContext
-from parallel_rl.runtime.engine import EnvFactory, build_engine, total_iterations
+from parallel_rl.runtime.engine import EnvFactory, build_engine, total_iterations, transfer_env_factory
 from parallel_rl.runtime.guards import StopSignals, TrainingInterrupted, check_finite
 
 EVAL_SEED_OFFSET = 1_000_003
@@ -88,10 +88,13 @@ class Trainer:
 
     def __init__(self, cfg: TrainConfig, make_env: EnvFactory, dist_ctx: DistContext | None = None) -> None:
         validate(cfg)
-        self.cfg, self.make_env = cfg, make_env
         self.dist = distributed.from_env() if dist_ctx is None else dist_ctx
         self.device = setup_process(cfg, self.dist)
-        self.engine = engine = build_engine(cfg, make_env, self.device, self.dist)
+        init = load_checkpoint(cfg.init_from, map_location=self.device) if cfg.init_from else None
+        if init is not None:  # transfer from a multi-task model: its layout, new tasks get new ids
+            make_env = transfer_env_factory(make_env, init, cfg.task)
+        self.cfg, self.make_env = cfg, make_env
+        self.engine = engine = build_engine(cfg, make_env, self.device, self.dist, init_from=init)
         self.env, self.algo, self.buffer, self.val_buffer = engine.env, engine.algo, engine.buffer, engine.val_buffer
         self.actor, self.vlearner, self.plearner = engine.actor, engine.vlearner, engine.plearner
         self.scheduler, self.channels, self.runtime = engine.scheduler, engine.channels, engine.mode
@@ -117,7 +120,7 @@ class Trainer:
     @torch.no_grad()
     def evaluate(
         self, during_run: bool = False, should_stop: Callable[[], bool] | None = None
-    ) -> dict[str, float] | None:
+    ) -> dict[str, Any] | None:
         """The deterministic policy under the evaluation protocol (``io/evaluation.py``). During a run it is the
         actor's copy of the policy: in concurrent modes the trained policy may be mid-update in another lane.
         Returns None when ``should_stop()`` became true (a signal arrived)."""
@@ -135,7 +138,14 @@ class Trainer:
         return {
             "config": dataclasses.asdict(self.cfg),
             "policy_spec": policy_spec(
-                spec.obs_dim, spec.act_dim, hp.actor_hidden, hp.activation, spec.action_low, spec.action_high, arch
+                spec.obs_dim,
+                spec.act_dim,
+                hp.actor_hidden,
+                hp.activation,
+                spec.action_low,
+                spec.action_high,
+                arch,
+                **self._task_spec(),
             ),  # fmt: skip
             "actor": policy.state_dict(),
             "normalizer": normalizer.state_dict(),
@@ -145,6 +155,20 @@ class Trainer:
             },  # fmt: skip
             "scheduler": self.scheduler.state_dict(),
         }
+
+    def _task_spec(self) -> dict[str, Any]:
+        """What a deployed multi-task policy needs besides the single-task spec: its tasks, their dimensions and
+        action bounds (the env takes [-1, 1] actions; a deployed policy maps them to the selected task's bounds)."""
+        spec, env = self.env.spec, self.env
+        if not spec.task_names:
+            return {}
+        unit = ([-1.0] * spec.act_dim, [1.0] * spec.act_dim)  # tasks of the model that this env does not run
+        bounds = {n: (env.task_action_low[k].tolist(), env.task_action_high[k].tolist())
+                  for k, n in enumerate(env.names)}  # fmt: skip
+        return {"task_names": list(spec.task_names), "task_dims": [list(d) for d in spec.task_dims],
+                "task_embedding_dim": self.cfg.agent.task_embedding_dim,
+                "task_action_low": [bounds.get(n, unit)[0] for n in spec.task_names],
+                "task_action_high": [bounds.get(n, unit)[1] for n in spec.task_names]}  # fmt: skip
 
     def state_dict(self) -> dict[str, Any]:
         """The whole training state: ``checkpoint_payload``, the engine's state (components, channels, mode, env,
@@ -281,6 +305,8 @@ class Trainer:
                             stats = self.evaluate(during_run=not last)
                             row["eval_return"], row["eval_return_std"] = stats["return_mean"], stats["return_std"]
                             row["eval_episode_length"] = stats["length_mean"]
+                            for task, value in stats.get("return_per_task", {}).items():
+                                row[f"eval_return/{task}"] = value
                             eval_seconds += time.perf_counter() - now
                             if cfg.stop_at_return is not None and stats["return_mean"] >= cfg.stop_at_return:
                                 reached_target = True
@@ -343,6 +369,8 @@ class Trainer:
             "final_eval_return": eval_stats["return_mean"],
             "final_eval_return_std": eval_stats["return_std"],
             "final_eval_episode_length": eval_stats["length_mean"],
+            **({"final_eval_return_per_task": eval_stats["return_per_task"]} if "return_per_task" in eval_stats
+               else {}),
             "eval_envs": cfg.eval_envs,
             "wall_seconds": time.perf_counter() - start,
             "checkpoint": str(ckpt),

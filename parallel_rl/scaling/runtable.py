@@ -13,7 +13,8 @@ or left empty in a row (unknown), and each result that needs one says so (``COLU
   by importers that know it (``return`` itself stays raw).
 
 ``return`` is the deterministic evaluation return when the run evaluated periodically (``--eval-every``), else the
-mean return of the training episodes that ended in the logging interval.
+mean return of the training episodes that ended in the logging interval. A multi-task run (``--task multi:...``)
+has one row per task and evaluation, ``task`` naming the task, so each task's crossing times are fitted apart.
 """
 
 from __future__ import annotations
@@ -198,11 +199,17 @@ def rows_from_run_dir(run_dir: str | Path, critic_params: int | None = None) -> 
     with metrics_path.open(newline="") as f:
         metrics = list(csv.DictReader(f))
     key = "eval_return" if any(_finite(r.get("eval_return")) for r in metrics) else "episode_return"
+    # Multi-task runs log ``<key>/<task>`` columns: one row per task, so crossing times are fitted per task.
+    columns = list(metrics[0].keys()) if metrics else []
+    per_task = {c[len(key) + 1 :]: c for c in columns if c.startswith(f"{key}/")}
+    tasks = per_task or {base["task"]: key}
     rows = []
     for r in metrics:
-        if _finite(r.get(key)):
-            rows.append({**base, "env_step": int(float(r["env_step"])),
-                         "wall_seconds": float(r.get("wall_seconds") or "nan"), "return": float(r[key])})  # fmt: skip
+        for task, column in tasks.items():
+            if _finite(r.get(column)):
+                rows.append({**base, "task": task, "env_step": int(float(r["env_step"])),
+                             "wall_seconds": float(r.get("wall_seconds") or "nan"),
+                             "return": float(r[column])})  # fmt: skip
     return rows
 
 

@@ -1,0 +1,316 @@
+"""Multi-task study: one agent on {pendulum, cartpole-swingup, reacher3} vs three single-task agents with the same
+env steps and critic updates in total, and transfer of the multi-task agent to a held-out task vs scratch.
+
+    nice -n 10 python benchmarks/multitask/run_study.py [--scale 0.25] [--workers 2] [--out benchmarks/multitask]
+
+Every run is ``python -m launch.train`` in its own process (``--workers`` at a time); run directories go under
+``<out>/runs`` (not committed), results to ``<out>/results.md``, ``curves.csv``, ``summary.csv`` and PNGs.
+
+Design (same data and compute on both sides):
+- single-task: task k runs ``budget_k`` env steps on ``envs_per_task`` envs at ``--utd`` critic updates per
+  vectorized step;
+- multi-task: ``multi:pendulum,cartpole-swingup,reacher3`` with ``--task-weights`` proportional to the budgets, so
+  that each task gets its single-task run's env steps, on 3 x ``envs_per_task`` envs at 3 x ``--utd`` (the same
+  critic updates per transition, hence the same total updates), the same networks and batch size, per-task reward
+  scales and the union of the value supports (``tasks.multitask``), a learnable task embedding;
+- score per task: (multi - random) / (single - random) x 100 on the final deterministic evaluation (seed means);
+- transfer: ``cartpole-balance`` (held out) from each multi-task seed's final checkpoint (``--init-from``, fresh
+  task embedding, nothing frozen) vs from scratch, same budget; compared by the mean of the evaluation curve
+  (area under it per env step) and by the final return.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import os
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+TASKS = ("pendulum", "cartpole-swingup", "reacher3")
+MULTI = "multi:" + ",".join(TASKS)
+HELD_OUT = "cartpole-balance"
+
+
+def common_flags(args) -> list[str]:
+    hidden = [str(h) for h in args.hidden]
+    return ["--device", "cpu", "--no-progress", "--torch-threads", "1", "--critic-hidden", *hidden, "--actor-hidden",
+            *hidden, "--num-atoms", str(args.atoms), "--batch-size", str(args.batch_size), "--log-every", "50",
+            "--no-tensorboard", "--no-record-code-version"]  # fmt: skip
+
+
+def plan(args) -> list[dict]:
+    budgets = {t: int(b * args.scale) // args.envs * args.envs for t, b in zip(TASKS, args.budgets)}
+    runs = []
+    for seed in args.seeds:
+        for task in TASKS:
+            runs.append({"name": f"single-{task}-s{seed}", "kind": "single", "task": task, "seed": seed, "argv": [
+                "--task", task, "--seed", str(seed), "--num-envs", str(args.envs), "--eval-envs", "32",
+                "--utd", str(args.utd), "--total-env-steps", str(budgets[task]),
+                "--eval-every", str(max(args.envs, budgets[task] // args.evals)), "--buffer-size", "200000",
+            ]})  # fmt: skip
+        total = sum(budgets.values())
+        runs.append({"name": f"multi-s{seed}", "kind": "multi", "task": MULTI, "seed": seed, "argv": [
+            "--task", MULTI, "--seed", str(seed), "--num-envs", str(3 * args.envs), "--eval-envs", "96",
+            "--task-weights", *[str(budgets[t]) for t in TASKS], "--utd", str(3 * args.utd),
+            "--total-env-steps", str(total), "--eval-every", str(max(3 * args.envs, total // args.evals)),
+            "--buffer-size", "600000", "--task-embedding-dim", str(args.embedding_dim),
+        ]})  # fmt: skip
+    for seed in args.seeds:
+        common = [
+            "--task",
+            HELD_OUT,
+            "--seed",
+            str(seed),
+            "--num-envs",
+            str(args.envs),
+            "--eval-envs",
+            "32",
+            "--utd",
+            str(args.utd),
+            "--total-env-steps",
+            str(args.transfer_steps),
+            "--eval-every",
+            str(max(args.envs, args.transfer_steps // args.evals)),
+            "--buffer-size",
+            "200000",
+            "--v-min",
+            "-50",
+            "--v-max",
+            "101",
+        ]  # the multi-task support
+        runs.append({"name": f"scratch-{HELD_OUT}-s{seed}", "kind": "scratch", "task": HELD_OUT, "seed": seed,
+                     "argv": common})  # fmt: skip
+        runs.append({"name": f"transfer-{HELD_OUT}-s{seed}", "kind": "transfer", "task": HELD_OUT, "seed": seed,
+                     "after": f"multi-s{seed}", "argv": [*common, "--task-embedding-dim", str(args.embedding_dim),
+                     "--init-from", f"{{runs}}/multi-s{seed}/checkpoints/final.pt"]})  # fmt: skip
+    return runs
+
+
+def run_one(run: dict, runs_dir: Path, flags: list[str], done_events: dict) -> dict:
+    run_dir = runs_dir / run["name"]
+    if (run_dir / "summary.json").is_file():
+        return run
+    if "after" in run:
+        done_events[run["after"]].result()  # the checkpoint must exist
+    argv = [a.replace("{runs}", str(runs_dir)) for a in run["argv"]]
+    cmd = [sys.executable, "-m", "launch.train", *argv, *flags, "--run-dir", str(run_dir)]
+    run_dir.parent.mkdir(parents=True, exist_ok=True)
+    start = time.time()
+    with (runs_dir / f"{run['name']}.log").open("w") as log:
+        proc = subprocess.run(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env={**os.environ,
+                              "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)})  # fmt: skip
+    print(f"{run['name']}: exit {proc.returncode} after {time.time() - start:.0f} s", flush=True)
+    return run
+
+
+def random_returns(episodes: int = 64) -> dict[str, float]:
+    """Mean return of uniformly random actions per task (the 0 of the score)."""
+    import torch
+
+    import tasks
+
+    out = {}
+    for task in (*TASKS, HELD_OUT):
+        env = tasks.make_env(task, episodes, "cpu", 12345)
+        gen = torch.Generator().manual_seed(0)
+        low, high = env.spec.action_bounds()
+        env.reset(seed=12345)
+        total, running = torch.zeros(episodes), torch.ones(episodes, dtype=torch.bool)
+        for _ in range(env.spec.max_episode_steps):
+            act = low + (high - low) * torch.rand(episodes, env.spec.act_dim, generator=gen)
+            o = env.step(act)
+            total += o["reward"] * running
+            running &= ~(o["terminated"] | o["truncated"])
+        out[task] = total.mean().item()
+    return out
+
+
+def eval_curve(run_dir: Path, column: str) -> list[tuple[int, float]]:
+    with (run_dir / "metrics.csv").open() as f:
+        return [(int(float(r["env_step"])), float(r[column])) for r in csv.DictReader(f) if r.get(column)]
+
+
+def mean_std(values: list[float]) -> tuple[float, float]:
+    m = sum(values) / len(values)
+    return m, math.sqrt(sum((v - m) ** 2 for v in values) / len(values))
+
+
+def report(args, runs: list[dict], out: Path, machine: dict, wall: float) -> None:
+    runs_dir = out / "runs"
+    budgets = {t: int(b * args.scale) // args.envs * args.envs for t, b in zip(TASKS, args.budgets)}
+    share = {t: budgets[t] / sum(budgets.values()) for t in TASKS}
+    rand = random_returns()
+    curves_rows, per_task = [], {}
+    missing = []
+    for task in TASKS:
+        single, multi = [], []
+        for seed in args.seeds:
+            s_dir, m_dir = runs_dir / f"single-{task}-s{seed}", runs_dir / f"multi-s{seed}"
+            if (s_dir / "summary.json").is_file():
+                single.append(json.loads((s_dir / "summary.json").read_text())["final_eval_return"])
+                curves_rows += [{"kind": "single", "task": task, "seed": seed, "task_env_steps": s, "return": r}
+                                for s, r in eval_curve(s_dir, "eval_return")]  # fmt: skip
+            else:
+                missing.append(s_dir.name)
+            if (m_dir / "summary.json").is_file():
+                multi.append(json.loads((m_dir / "summary.json").read_text())["final_eval_return_per_task"][task])
+                curves_rows += [{"kind": "multi", "task": task, "seed": seed, "task_env_steps": round(s * share[task]),
+                                 "return": r} for s, r in eval_curve(m_dir, f"eval_return/{task}")]  # fmt: skip
+            elif m_dir.name not in missing:
+                missing.append(m_dir.name)
+        per_task[task] = (single, multi)
+    transfer = {}
+    for kind in ("scratch", "transfer"):
+        finals, aucs = [], []
+        for seed in args.seeds:
+            d = runs_dir / f"{kind}-{HELD_OUT}-s{seed}"
+            if not (d / "summary.json").is_file():
+                missing.append(d.name)
+                continue
+            curve = eval_curve(d, "eval_return")
+            curves_rows += [{"kind": kind, "task": HELD_OUT, "seed": seed, "task_env_steps": s, "return": r}
+                            for s, r in curve]  # fmt: skip
+            finals.append(json.loads((d / "summary.json").read_text())["final_eval_return"])
+            aucs.append(sum(r for _, r in curve) / len(curve))
+        transfer[kind] = (finals, aucs)
+    with (out / "curves.csv").open("w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=["kind", "task", "seed", "task_env_steps", "return"])
+        w.writeheader()
+        w.writerows(curves_rows)
+    lines = [
+        "# Multi-task vs single-task on the built-in tasks (2-core CPU)",
+        "",
+        f"- date: {machine['date']}; machine: {machine['cpu']} ({machine['cpu_count']} cores), GPU: {machine['gpu']}",
+        f"- torch {machine['torch']}, Python {machine['python']}",
+        f"- load average (1, 5, 15 min) at start: {machine['load_start']}, at end: {machine['load_end']}; the cores "
+        "are shared with 7 other agents' builds, tests and runs; all runs at `nice -n 10`, "
+        f"{args.workers} at a time, 1 torch thread each",
+        f"- wall-clock of the whole study: {wall:.0f} s",
+        f"- scale: {args.scale} x the single-task CPU presets' budgets (pendulum 40k, cartpole-swingup 80k, reacher3"
+        f" 100k env steps) -> {budgets}; {args.envs} envs and utd {args.utd} per task; networks "
+        f"{tuple(args.hidden)} (critic and actor), C51 {args.atoms} atoms, batch {args.batch_size}; "
+        f"task embedding {args.embedding_dim}; seeds {list(args.seeds)}",
+        f"- multi-task run: `{MULTI}`, task weights = budgets, {3 * args.envs} envs, utd {3 * args.utd}: the same "
+        "env steps per task and the same critic updates in total as the three single-task runs together",
+        "",
+        "Score = (multi - random) / (single - random) x 100 on the final deterministic evaluation (means over "
+        "seeds; random = uniform random actions, 64 episodes). Acceptance asks >= 80 on every task.",
+        "",
+        "| task | random | single-task final (mean ± std) | multi-task final (mean ± std) | score % | >= 80 |",
+        "| --- | ---: | ---: | ---: | ---: | :---: |",
+    ]
+    for task in TASKS:
+        single, multi = per_task[task]
+        if not single or not multi:
+            lines.append(f"| `{task}` | {rand[task]:.1f} | {len(single)} runs | {len(multi)} runs | n/a | n/a |")
+            continue
+        (sm, ss), (mm, ms) = mean_std(single), mean_std(multi)
+        if sm > rand[task]:
+            score = 100 * (mm - rand[task]) / (sm - rand[task])
+            verdict = f"{score:.0f} | {'yes' if score >= 80 else 'no'}"
+        else:  # the single-task agent is not above random: the ratio means nothing
+            verdict = "n/a (single-task not above random) | no"
+        lines.append(f"| `{task}` | {rand[task]:.1f} | {sm:.1f} ± {ss:.1f} ({len(single)}) | {mm:.1f} ± {ms:.1f} "
+                     f"({len(multi)}) | {verdict} |")  # fmt: skip
+    lines += ["", f"Transfer to the held-out `{HELD_OUT}` ({args.transfer_steps} env steps, {args.envs} envs, "
+              f"random {rand[HELD_OUT]:.1f}): from each multi-task seed's final checkpoint (`--init-from`, a fresh "
+              "task embedding, nothing frozen) vs from scratch.", "",
+              "| start | final return (mean ± std) | mean of the eval curve (mean ± std) |",
+              "| --- | ---: | ---: |"]  # fmt: skip
+    for kind, (finals, aucs) in transfer.items():
+        if finals:
+            (fm, fs), (am, as_) = mean_std(finals), mean_std(aucs)
+            lines.append(f"| {kind} | {fm:.1f} ± {fs:.1f} ({len(finals)}) | {am:.1f} ± {as_:.1f} |")
+    if transfer["scratch"][1] and transfer["transfer"][1]:
+        faster = mean_std(transfer["transfer"][1])[0] > mean_std(transfer["scratch"][1])[0]
+        lines += ["", f"Transfer {'learns faster' if faster else 'does NOT learn faster'} per env step than scratch "
+                  "(mean of the evaluation curve)."]  # fmt: skip
+    if missing:
+        lines += ["", f"Runs that did not finish: {', '.join(missing)}."]
+    lines += ["", "Curves (mean over seeds; x = env steps of that task):", ""]
+    plotted = plot(curves_rows, out)
+    lines += [f"![{p.stem}]({p.name})" for p in plotted]
+    (out / "results.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+def plot(rows: list[dict], out: Path) -> list[Path]:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return []
+    paths = []
+    fig, axes = plt.subplots(1, 4, figsize=(18, 4))
+    for ax, task in zip(axes, (*TASKS, HELD_OUT)):
+        for kind in ("single", "multi", "scratch", "transfer"):
+            pts = [r for r in rows if r["task"] == task and r["kind"] == kind]
+            if not pts:
+                continue
+            by_step: dict[int, list[float]] = {}
+            for r in pts:
+                by_step.setdefault(r["task_env_steps"], []).append(r["return"])
+            steps = sorted(by_step)
+            ax.plot(steps, [sum(by_step[s]) / len(by_step[s]) for s in steps], marker="o", ms=3, label=kind)
+        ax.set_title(task)
+        ax.set_xlabel("env steps of this task")
+        ax.set_ylabel("eval return")
+        ax.legend()
+    fig.tight_layout()
+    path = out / "curves.png"
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    paths.append(path)
+    return paths
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "multitask")
+    p.add_argument("--scale", type=float, default=0.2, help="fraction of the single-task presets' budgets")
+    p.add_argument("--budgets", type=int, nargs=3, default=[40_000, 80_000, 100_000])
+    p.add_argument("--envs", type=int, default=16, help="envs per task")
+    p.add_argument("--utd", type=float, default=2.0, help="critic updates per vectorized step, per task")
+    p.add_argument("--hidden", type=int, nargs="+", default=[128, 128])
+    p.add_argument("--atoms", type=int, default=51)
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--embedding-dim", type=int, default=8)
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--evals", type=int, default=8, help="evaluations per run")
+    p.add_argument("--transfer-steps", type=int, default=3200)
+    p.add_argument("--workers", type=int, default=3)
+    p.add_argument("--report-only", action="store_true")
+    args = p.parse_args()
+    sys.path.insert(0, str(ROOT))
+    from launch.benchmark import machine_info
+
+    info = machine_info()
+    machine = {**info, "load_start": info["load_average_at_start"]}
+    out, start = args.out, time.time()
+    runs_dir = out / "runs"
+    runs = plan(args)
+    if not args.report_only:
+        flags = common_flags(args)
+        order = [r for r in runs if r["kind"] == "multi"] + [r for r in runs if r["kind"] == "single"] + [
+            r for r in runs if r["kind"] in ("scratch", "transfer")]  # fmt: skip
+        with ThreadPoolExecutor(args.workers) as pool:
+            futures: dict = {}
+            for run in order:
+                futures[run["name"]] = pool.submit(run_one, run, runs_dir, flags, futures)
+            for f in futures.values():
+                f.result()
+    machine["load_end"] = [round(x, 2) for x in os.getloadavg()]
+    report(args, runs, out, machine, time.time() - start)
+
+
+if __name__ == "__main__":
+    main()
