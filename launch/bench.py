@@ -275,14 +275,18 @@ def _train_config(setting: NetSetting, device: torch.device, num_envs: int, cfg:
     """A TrainConfig of the benchmark task at one network setting (learning starts after the buffer holds rows)."""
     from parallel_rl.config import AgentConfig, BufferConfig, ScheduleConfig, SpeedConfig, TrainConfig
 
-    speed = SpeedConfig(**overrides.pop("speed", {}))
+    speed = dict(overrides.pop("speed", {}))
+    if speed.get("bf16") and device.type == "cpu":
+        speed["cpu_bf16"] = True  # measuring the CPU bf16 slowdown is the point of that row
+    speed = SpeedConfig(**speed)
     schedule = ScheduleConfig(utd=cfg.utd, policy_ratio=0.5, learning_starts=overrides.pop("learning_starts", 8),
                               mode=overrides.pop("mode", "sequential"))  # fmt: skip
     agent = AgentConfig(critic_hidden=setting.critic_hidden, actor_hidden=setting.actor_hidden,
                         num_atoms=setting.num_atoms, v_min=NET_V_MIN, v_max=NET_V_MAX)  # fmt: skip
     rows = max(256, 2 * setting.batch_size // num_envs + 1)  # the buffer holds at least two batches
+    # torch_threads: the benchmark's own count (the trainer would otherwise choose one per network size).
     return TrainConfig(task=NET_TASK, num_envs=num_envs, total_env_steps=num_envs * 10**6, device=str(device),
-                       progress=False, seed=cfg.seed, agent=agent, schedule=schedule, speed=speed,
+                       progress=False, seed=cfg.seed, torch_threads=torch.get_num_threads(), agent=agent, schedule=schedule, speed=speed,
                        buffer=BufferConfig(buffer_size=num_envs * rows, batch_size=setting.batch_size))  # fmt: skip
 
 
