@@ -29,24 +29,34 @@ from torch import nn
 
 
 # ---- timing -------------------------------------------------------------------------------------------------------
-def interleaved(fns: dict[str, Callable[[], Any]], rounds: int, seconds: float, warmup: int = 1):
+def interleaved(fns: dict[str, Callable[[], Any]], rounds: int, seconds: float, warmup: int = 1, clock: str = "cpu"):
     """Rates (calls/s) of every function, per round: each round times each function in turn for about ``seconds``
-    (at least one call). Returns ``{name: [rate of round 0, round 1, ...]}``."""
+    (at least one call). Returns ``{name: [rate of round 0, round 1, ...]}``.
+
+    ``clock="cpu"`` counts this process's CPU seconds (``time.process_time``), right for single-threaded torch on a
+    shared machine: time the scheduler gives to other processes is not charged to either side (memory bandwidth
+    taken by them still is). ``clock="wall"`` counts elapsed seconds (needed with several torch threads)."""
+    now = time.process_time if clock == "cpu" else time.perf_counter
     for fn in fns.values():
         for _ in range(warmup):
             fn()
     rates: dict[str, list[float]] = {name: [] for name in fns}
     for _ in range(rounds):
         for name, fn in fns.items():
-            calls, start = 0, time.perf_counter()
+            calls, start = 0, now()
             while True:
                 fn()
                 calls += 1
-                elapsed = time.perf_counter() - start
+                elapsed = now() - start
                 if elapsed >= seconds:
                     break
-            rates[name].append(calls / elapsed)
+            rates[name].append(calls / max(elapsed, 1e-9))
     return rates
+
+
+def default_clock() -> str:
+    """CPU seconds with one torch thread, wall seconds with several (their waits are part of the cost)."""
+    return "cpu" if torch.get_num_threads() == 1 else "wall"
 
 
 def median_ratio(rates: dict[str, list[float]], num: str, den: str) -> float:
@@ -316,13 +326,13 @@ def run_reference(path: str, rounds: int = 3, seconds: float = 0.5, num_envs: in
             ("2 critic + 1 actor", ours.two_critic_one_actor, ref.two_critic_one_actor),
         )
         for what, mine, theirs in pairs:
-            rates = interleaved({"ours": mine, "fasttd3": theirs}, rounds, chunk)
+            rates = interleaved({"ours": mine, "fasttd3": theirs}, rounds, chunk, clock=default_clock())
             row(shapes=name, figure=what, batch=batch, ours_per_s=statistics.median(rates["ours"]),
                 fasttd3_per_s=statistics.median(rates["fasttd3"]),
                 ratio=median_ratio(rates, "ours", "fasttd3"))  # fmt: skip
         if large:
             chain = MatmulChain(ours.obs_dim, ours.act_dim, _widths(critic_dim), _widths(actor_dim), 101, batch)
-            rates = interleaved({"ours": ours.critic_update, "chain": chain}, rounds, chunk)
+            rates = interleaved({"ours": ours.critic_update, "chain": chain}, rounds, chunk, clock=default_clock())
             flops = chain.flops
             row(shapes=name, figure="critic update FLOP rate / bare matmul chain", batch=batch,
                 ours_tflops=statistics.median(rates["ours"]) * flops / 1e12,
@@ -343,7 +353,12 @@ def run_reference(path: str, rounds: int = 3, seconds: float = 0.5, num_envs: in
             buffer.load_state_dict(filled.state_dict())
         ref = FastTD3Reference(path, buffer.obs.shape[-1], buffer.action.shape[-1], 256, 256, batch, envs, rows,
                                n_step=n_step, fills=48, seed=seed)  # fmt: skip
-        rates = interleaved({"ours": lambda b=buffer: b.sample(batch), "fasttd3": ref.sample}, 2 * rounds + 1, seconds)
+        rates = interleaved(
+            {"ours": lambda b=buffer: b.sample(batch), "fasttd3": ref.sample},
+            2 * rounds + 1,
+            seconds,
+            clock=default_clock(),
+        )
         row(shapes=f"buffer {envs} envs x {rows} rows", figure=f"sample n_step {n_step}", batch=batch,
             ours_per_s=statistics.median(rates["ours"]), fasttd3_per_s=statistics.median(rates["fasttd3"]),
             ratio=median_ratio(rates, "ours", "fasttd3"))  # fmt: skip
@@ -421,7 +436,7 @@ def measure_check(rounds: int = 5, seconds: float = 0.2, seed: int = 0) -> dict[
         "sample_n3": lambda: buffer3.sample(4096),
         "train_iteration": job.iteration,
     }
-    rates = interleaved(fns, rounds, seconds)
+    rates = interleaved(fns, rounds, seconds, clock=default_clock())
     ours.close()
     job.runtime.close()
     return {name: median_ratio(rates, name, ref) for name, ref in CHECK_FIGURES.items()}
