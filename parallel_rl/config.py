@@ -223,10 +223,11 @@ class SpeedConfig:
     """torch.compile the critic and actor losses (not together with --cuda-graphs)."""
     bf16: bool = False
     """bfloat16 autocast for the learners' forward passes (weights, optimizer state and targets stay float32).
-    GPU only unless --cpu-bf16: on a CPU it is far slower than float32."""
+    On a CPU only where it has native bf16 matmuls (AVX512-BF16 or AMX; there it measured 1.3x to 2x faster than
+    float32), unless --cpu-bf16."""
     cpu_bf16: bool = False
-    """Allow --bf16 on a CPU anyway (e.g. to test numerics), with a warning: measured 15x (256-unit networks) to
-    29x (FastTD3's networks) slower than float32 per update on an AMD EPYC (benchmarks/perf/)."""
+    """Allow --bf16 on a CPU without native bf16 matmuls anyway (e.g. to test numerics), with a warning: there bf16
+    autocast was measured 15x (256-unit networks) to 29x (FastTD3's networks) slower than float32."""
     tf32: bool = False
     """Allow TF32 matmuls on Ampere+ GPUs."""
 
@@ -427,12 +428,13 @@ def validate(cfg: TrainConfig) -> None:
     if cfg.speed.cuda_graphs and cfg.algo in ("fastsac", "crossq"):
         why = "its P-learner samples actions from a generator it owns, which graph capture may not replay"
         bad("cuda_graphs", f"not supported with --algo {cfg.algo} yet ({why}); drop --cuda-graphs")
-    if cfg.speed.bf16 and _runs_on_cpu(cfg.device):
+    if cfg.speed.bf16 and _runs_on_cpu(cfg.device) and not cpu_has_native_bf16():
         if not cfg.speed.cpu_bf16:
-            bad("bf16", f"bfloat16 autocast on a CPU makes every update {CPU_BF16_SLOWDOWN} slower than float32 "
-                        "(no bf16 matmul units): drop --bf16, or add --cpu-bf16 to run it anyway")  # fmt: skip
-        warnings.warn(f"--bf16 --cpu-bf16: bfloat16 autocast on a CPU, expect updates {CPU_BF16_SLOWDOWN} slower "
-                      "than float32", stacklevel=2)  # fmt: skip
+            bad("bf16", f"this CPU has no native bf16 matmuls (AVX512-BF16 or AMX), where bfloat16 autocast makes "
+                        f"every update {CPU_BF16_SLOWDOWN} slower than float32: drop --bf16, or add --cpu-bf16 to "
+                        "run it anyway")  # fmt: skip
+        warnings.warn(f"--bf16 --cpu-bf16: bfloat16 autocast on a CPU without native bf16 matmuls, expect updates "
+                      f"{CPU_BF16_SLOWDOWN} slower than float32", stacklevel=2)  # fmt: skip
     if cfg.speed.cuda_graphs and cfg.device == "cpu":
         bad("cuda_graphs", "CUDA graphs need a CUDA device; drop --cuda-graphs on CPU")
     if s.policy_publish_interval < 1 or s.critic_publish_interval < 1:
@@ -506,8 +508,19 @@ def default_run_dir(cfg: TrainConfig) -> Path:
     return Path("runs") / f"{task}-{cfg.algo}-seed{cfg.seed}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
-#: Measured per-update slowdown of bf16 autocast against float32 on a CPU (benchmarks/perf/).
+#: Per-update slowdown of bf16 autocast against float32 measured on a CPU without native bf16 matmuls (issue 16).
 CPU_BF16_SLOWDOWN = "15x (256-unit networks) to 29x (FastTD3's networks)"
+
+
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU runs bf16 matmuls natively (oneDNN's check: AVX512-BF16, AMX); elsewhere they are
+    emulated, far slower than float32."""
+    import torch
+
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
 
 
 def _runs_on_cpu(device: str) -> bool:

@@ -3,6 +3,8 @@ bf16 refused unless explicitly allowed."""
 
 from __future__ import annotations
 
+import warnings
+
 import pytest
 
 from parallel_rl.config import ConfigError, SpeedConfig, TrainConfig, replace_nested, validate
@@ -66,11 +68,18 @@ def test_children_share_the_cores_and_do_not_spin():
     assert child_env(1, base={"OMP_WAIT_POLICY": "ACTIVE"})["OMP_WAIT_POLICY"] == "ACTIVE"  # the user's choice stays
 
 
-def test_cpu_bf16_refused_unless_allowed_then_warned():
+def test_cpu_bf16_refused_without_native_bf16_unless_allowed_then_warned(monkeypatch):
+    import parallel_rl.config as config
+
     cfg = TrainConfig(device="cpu", speed=SpeedConfig(bf16=True))
-    with pytest.raises(ConfigError, match=r"--bf16: .*slower than float32.*--cpu-bf16"):
+    monkeypatch.setattr(config, "cpu_has_native_bf16", lambda: False)
+    with pytest.raises(ConfigError, match=r"--bf16: .*no native bf16.*slower than float32.*--cpu-bf16"):
         validate(cfg)
     with pytest.warns(UserWarning, match=r"15x .* to 29x"):
         validate(TrainConfig(device="cpu", speed=SpeedConfig(bf16=True, cpu_bf16=True)))
+    monkeypatch.setattr(config, "cpu_has_native_bf16", lambda: True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        validate(cfg)  # native bf16 (measured faster than float32 here): accepted silently
     with pytest.raises(ConfigError, match="--torch-threads"):
         validate(TrainConfig(torch_threads=-1))
