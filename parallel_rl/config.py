@@ -223,7 +223,7 @@ class SpeedConfig:
     """torch.compile the critic and actor losses (not together with --cuda-graphs)."""
     bf16: bool = False
     """bfloat16 autocast for the learners' forward passes (weights, optimizer state and targets stay float32).
-    On a CPU only where it has native bf16 matmuls (AVX512-BF16 or AMX; there it measured 1.3x to 2x faster than
+    On a CPU only where it has native bf16 matmuls (AVX512-BF16 or AMX; there it measured 1.3x to 2.6x faster than
     float32), unless --cpu-bf16."""
     cpu_bf16: bool = False
     """Allow --bf16 on a CPU without native bf16 matmuls anyway (e.g. to test numerics), with a warning: there bf16
