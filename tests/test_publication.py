@@ -70,3 +70,66 @@ def test_alias_shares_storage_and_sends_no_gradient_back():
     assert torch.equal(norm_replica.mean, norm.mean) and norm_replica.count.item() == 2
     with pytest.raises(ValueError, match="structure"):
         alias_module(Actor(3, 1, (8, 8)), actor)
+
+
+def _flat(state, prefix="") -> dict[str, torch.Tensor]:
+    out = {}
+    items = state.items() if isinstance(state, dict) else enumerate(state) if isinstance(state, list) else ()
+    for key, value in items:
+        if isinstance(value, torch.Tensor):
+            out[f"{prefix}{key}"] = value
+        elif isinstance(value, (dict, list)):
+            out.update(_flat(value, f"{prefix}{key}."))
+    return out
+
+
+def _sequential_run(monkeypatch, alias: bool, lazy: bool, algo: str = "fasttd3", **schedule):
+    import tasks
+    from parallel_rl.runtime import Trainer, engine, modes
+    from tests.conftest import tiny_config
+
+    monkeypatch.setattr(engine, "ALIAS_IN_SEQUENTIAL", alias)
+    monkeypatch.setattr(modes, "LAZY_PUBLISH", lazy)
+    cfg = tiny_config(algo=algo, schedule={"utd": 2, "policy_ratio": 0.5, **schedule})
+    trainer = Trainer(cfg, tasks.env_factory("pendulum"))
+    for _ in range(24):
+        trainer.iteration()
+    return trainer
+
+
+def _assert_same_run(a, b) -> None:
+    sa, sb = _flat(a.algo.state_dict()), _flat(b.algo.state_dict())
+    assert sa.keys() == sb.keys() and len(sa) > 20
+    for key in sa:
+        assert torch.equal(sa[key], sb[key]), key
+    assert a.scheduler.critic_updates == b.scheduler.critic_updates > 0
+
+
+@pytest.mark.parametrize("algo", ["fasttd3", "pql"])
+def test_sequential_aliasing_and_lazy_publication_change_no_number(monkeypatch, algo):
+    shared = _sequential_run(monkeypatch, alias=True, lazy=True, algo=algo)
+    copied = _sequential_run(monkeypatch, alias=False, lazy=False, algo=algo)
+    assert len(shared.engine.aliased) >= 5 and not shared.engine.channels  # every group read in place
+    assert not copied.engine.aliased and copied.engine.channels
+    _assert_same_run(shared, copied)
+
+
+def test_lazy_publication_with_intervals_changes_no_number(monkeypatch):
+    """Publish intervals above 1 (no aliasing: readers must see the value of the last publication) and more policy
+    than critic updates: lazy marks, flushed before the writer's next update, equal eager copies."""
+    schedule = {"critic_publish_interval": 2, "policy_publish_interval": 3, "policy_ratio": 2.0}
+    lazy = _sequential_run(monkeypatch, alias=True, lazy=True, **schedule)
+    eager = _sequential_run(monkeypatch, alias=True, lazy=False, **schedule)
+    _assert_same_run(lazy, eager)
+    assert {"policy>actor", "critic>plearner"}.isdisjoint(lazy.engine.aliased)
+
+
+def test_lazy_publication_skips_copies_nobody_reads(monkeypatch):
+    """Without aliasing, two policy updates per critic update publish the policy twice; the V-learner and the actor
+    read it once: lazily, the first copy is never made."""
+    lazy = _sequential_run(monkeypatch, alias=False, lazy=True, policy_ratio=2.0)
+    eager = _sequential_run(monkeypatch, alias=False, lazy=False, policy_ratio=2.0)
+    _assert_same_run(lazy, eager)
+    copies = {id(c): c.version for c in lazy.engine.publishes["plearner"]}
+    eager_copies = [c.version for c in eager.engine.publishes["plearner"]]
+    assert sum(copies.values()) <= sum(eager_copies) // 2 and min(eager_copies) == lazy.scheduler.policy_updates
