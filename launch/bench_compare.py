@@ -136,12 +136,13 @@ def bare_update_loop(in_dim: int, hidden: tuple[int, ...], out_dim: int, batch: 
 def reference_commit(path: str | Path) -> str:
     """The checkout's commit: ``git rev-parse HEAD``, or a ``COMMIT`` file beside an exported tree."""
     path = Path(path)
-    try:
-        out = subprocess.run(["git", "-C", str(path), "rev-parse", "HEAD"], capture_output=True, text=True,
-                             check=True, timeout=30)  # fmt: skip
-        return out.stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        pass
+    if (path / ".git").exists():  # a checkout of its own (not a tree inside another repository)
+        try:
+            out = subprocess.run(["git", "-C", str(path), "rev-parse", "HEAD"], capture_output=True, text=True,
+                                 check=True, timeout=30)  # fmt: skip
+            return out.stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            pass
     commit = path / "COMMIT"
     return commit.read_text().strip() if commit.is_file() else "unknown"
 

@@ -63,3 +63,11 @@ def test_matmul_chain_flops_by_hand():
     chain = bc.MatmulChain(2, 1, (5,), (3,), 2, batch=4)
     assert chain.flops == 72 + 800 + 400 + 160
     chain()
+
+
+def test_reference_commit_of_an_exported_tree(tmp_path):
+    (tmp_path / "COMMIT").write_text("229ed59bbf43ea2f7a2d5d90d1076314839944d7\n")
+    assert bc.reference_commit(tmp_path) == "229ed59bbf43ea2f7a2d5d90d1076314839944d7"
+    assert bc.reference_commit(tmp_path / "missing") == "unknown"
+    with pytest.raises(SystemExit, match="--reference: .* not a FastTD3 checkout"):
+        bc.import_fasttd3(tmp_path)
