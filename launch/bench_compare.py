@@ -59,6 +59,11 @@ def default_clock() -> str:
     return "cpu" if torch.get_num_threads() == 1 else "wall"
 
 
+def round_ratios(rates: dict[str, list[float]], num: str, den: str) -> list[float]:
+    """rate[num] / rate[den] of every round (the spread shows how steady the machine was)."""
+    return [round(a / b, 3) for a, b in zip(rates[num], rates[den])]
+
+
 def median_ratio(rates: dict[str, list[float]], num: str, den: str) -> float:
     """Median over rounds of rate[num] / rate[den] (each round's two rates were measured back to back)."""
     return statistics.median(a / b for a, b in zip(rates[num], rates[den]))
@@ -308,7 +313,8 @@ def _widths(hidden_dim: int) -> tuple[int, int, int]:
 def run_reference(path: str, rounds: int = 3, seconds: float = 0.5, num_envs: int = 64, seed: int = 0) -> dict:
     """Our learners against FastTD3's update step at each shape of ``REFERENCE_SHAPES``, FastTD3's buffer against
     ours at batch 4096 (n-step 1 and 3), and our critic update's FLOP rate against a bare matmul chain."""
-    out: dict[str, Any] = {"reference": str(path), "reference_commit": reference_commit(path), "rows": []}
+    out: dict[str, Any] = {"reference": str(path), "reference_commit": reference_commit(path), "rows": [],
+                           "clock": "process CPU" if default_clock() == "cpu" else "wall"}  # fmt: skip
 
     def row(**kw) -> None:
         kw["load_avg"] = load_average()
@@ -329,8 +335,8 @@ def run_reference(path: str, rounds: int = 3, seconds: float = 0.5, num_envs: in
         for what, mine, theirs in pairs:
             rates = interleaved({"ours": mine, "fasttd3": theirs}, rounds, chunk, clock=default_clock())
             row(shapes=name, figure=what, batch=batch, ours_per_s=statistics.median(rates["ours"]),
-                fasttd3_per_s=statistics.median(rates["fasttd3"]),
-                ratio=median_ratio(rates, "ours", "fasttd3"))  # fmt: skip
+                fasttd3_per_s=statistics.median(rates["fasttd3"]), ratio=median_ratio(rates, "ours", "fasttd3"),
+                rounds=round_ratios(rates, "ours", "fasttd3"))  # fmt: skip
         if large:
             chain = MatmulChain(ours.obs_dim, ours.act_dim, _widths(critic_dim), _widths(actor_dim), 101, batch)
             rates = interleaved({"ours": ours.critic_update, "chain": chain}, rounds, chunk, clock=default_clock())
@@ -338,7 +344,7 @@ def run_reference(path: str, rounds: int = 3, seconds: float = 0.5, num_envs: in
             row(shapes=name, figure="critic update FLOP rate / bare matmul chain", batch=batch,
                 ours_tflops=statistics.median(rates["ours"]) * flops / 1e12,
                 chain_tflops=statistics.median(rates["chain"]) * flops / 1e12,
-                ratio=median_ratio(rates, "ours", "chain"))  # fmt: skip
+                ratio=median_ratio(rates, "ours", "chain"), rounds=round_ratios(rates, "ours", "chain"))  # fmt: skip
         ours.close()
     from launch.bench import filled_buffer
 
@@ -362,7 +368,7 @@ def run_reference(path: str, rounds: int = 3, seconds: float = 0.5, num_envs: in
         )
         row(shapes=f"buffer {envs} envs x {rows} rows", figure=f"sample n_step {n_step}", batch=batch,
             ours_per_s=statistics.median(rates["ours"]), fasttd3_per_s=statistics.median(rates["fasttd3"]),
-            ratio=median_ratio(rates, "ours", "fasttd3"))  # fmt: skip
+            ratio=median_ratio(rates, "ours", "fasttd3"), rounds=round_ratios(rates, "ours", "fasttd3"))  # fmt: skip
     return out
 
 
@@ -378,11 +384,13 @@ def reference_markdown(results: dict) -> str:
         f"{m['torch_threads']}, torch {m['torch_version']}",
         f"- load average (1, 5, 15 min) before / after: {m['load_avg_start']} / {results['load_avg_end']}",
         "",
-        "ratio = ours / FastTD3 in updates (or samples) per second: the median over rounds of the two rates measured "
-        "back to back; > 1 means ours is faster.",
+        "ratio = ours / FastTD3 (or / the bare matmul chain) in updates (or samples) per second: the median over "
+        "rounds of the two rates measured back to back, each round's ratio listed; > 1 means ours is faster. Rates "
+        f"count {results.get('clock', 'process CPU')} seconds. Ours = the runtime's V-learner / P-learner updates "
+        "(sequential mode: replicas aliased, the policy update reusing the critic update's batch).",
         "",
-        "| shapes | figure | batch | ours | FastTD3 / chain | ratio | load avg at row |",
-        "|---|---|--:|--:|--:|--:|---|",
+        "| shapes | figure | batch | ours | FastTD3 / chain | ratio | per round | load avg at row |",
+        "|---|---|--:|--:|--:|--:|---|---|",
     ]
     for r in results["rows"]:
         if "ours_tflops" in r:
@@ -390,7 +398,7 @@ def reference_markdown(results: dict) -> str:
         else:
             ours, theirs = f"{r['ours_per_s']:.3g}/s", f"{r['fasttd3_per_s']:.3g}/s"
         lines.append(f"| {r['shapes']} | {r['figure']} | {r['batch']} | {ours} | {theirs} | {r['ratio']:.2f}x | "
-                     f"{r['load_avg']} |")  # fmt: skip
+                     f"{r.get('rounds', '')} | {r['load_avg']} |")  # fmt: skip
     return "\n".join(lines) + "\n"
 
 
