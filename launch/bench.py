@@ -591,7 +591,7 @@ def compare_main(cfg: BenchConfig, command: str) -> dict[str, Any]:
     device = torch.device("cpu")
     if cfg.reference:
         results = {"machine": machine_info(device), "command": command,
-                   **bc.run_reference(cfg.reference, rounds=min(cfg.rounds, 3), seed=cfg.seed)}  # fmt: skip
+                   **bc.run_reference(cfg.reference, rounds=cfg.rounds, seed=cfg.seed)}  # fmt: skip
         results["load_avg_end"] = _load_avg()
         out_dir = Path(cfg.out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
