@@ -22,14 +22,6 @@ from parallel_rl.nets import EnsembleCritic
 
 class FastTD3(TD3Family):
     name = "fasttd3"
-    reuse_critic_batch = True
-    """As FastTD3's train.py: a policy update trains on the batch of the critic update it follows (sequential mode;
-    the concurrent modes sample one per update). Not inherited: algorithms built on FastTD3 choose for themselves."""
-
-    def __init_subclass__(cls, **kwargs) -> None:
-        super().__init_subclass__(**kwargs)
-        if "reuse_critic_batch" not in cls.__dict__:
-            cls.reuse_critic_batch = False
 
     def initial_noise_std(self, num_envs: int) -> torch.Tensor:
         hp = self.hp
