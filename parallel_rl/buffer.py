@@ -38,6 +38,7 @@ class ReplayBuffer:
         gamma: float = 0.99,
         seed: int = 0,
         env_groups: list[int] | None = None,
+        sampling: str = "uniform",
     ) -> None:
         rows = capacity // num_envs
         if rows < n_step + 2:
@@ -47,6 +48,9 @@ class ReplayBuffer:
             )
         if not 0.0 <= gamma <= 1.0:
             raise ValueError(f"gamma must be in [0, 1], got {gamma}")
+        if sampling not in ("uniform", "per_env"):
+            raise ValueError(f"sampling must be 'uniform' or 'per_env', got {sampling!r}")
+        self.sampling = sampling
         self.num_envs, self.rows_per_env, self.n_step, self.gamma = num_envs, rows, n_step, gamma
         self.device = torch.device(device)
         self.storage_dtype = storage_dtype
@@ -151,8 +155,9 @@ class ReplayBuffer:
         view: TensorDict | None = None,
         reserve: int = 0,
     ) -> TensorDict:
-        """Uniform transitions (env uniform, or task then env uniform with ``env_groups``; then row uniform within
-        its stream) with n-step targets.
+        """Transitions with n-step targets: env uniform (or task then env uniform with ``env_groups``), or with
+        ``sampling='per_env'`` ``max(1, batch_size // num_envs)`` rows from every env (the batch then holds that times
+        ``num_envs``); then row uniform within the env's stream.
 
         Returns ``obs``, ``action``, ``reward`` (the discounted n-step sum), ``next_obs`` (the observation to
         bootstrap from), ``discount`` (gamma**k, or 0 when the window ended in a termination) and ``steps`` (k).
@@ -166,7 +171,10 @@ class ReplayBuffer:
         rows = self.rows_per_env
         gen = self.generator if generator is None else generator
         src = self.view_source() if view is None else view
-        if self.group_sizes is None:
+        if self.sampling == "per_env":
+            env = self._envs.repeat_interleave(max(1, batch_size // self.num_envs))
+            batch_size = env.shape[0]
+        elif self.group_sizes is None:
             env = torch.randint(0, self.num_envs, (batch_size,), generator=gen, device=self.device)
         else:
             group = torch.randint(0, self.group_sizes.shape[0], (batch_size,), generator=gen, device=self.device)

@@ -152,6 +152,23 @@ class AgentConfig:
     """Multi-task runs: a reward scale per task of the model (--task order; with --init-from, the checkpoint's tasks
     then the new ones), applied on top of --reward-scale, so that every task's returns fit the shared value support
     [v_min, v_max]. Empty: 1 for every task."""
+    obs_norm: Literal["unclipped", "clipped"] = "unclipped"
+    """Observation normalization formula. 'unclipped': (x - mean) / (std + 0.01), FastTD3's reference
+    (EmpiricalNormalization); 'clipped': (x - mean) / sqrt(var + 1e-8), clipped to [-10, 10]."""
+    actor_init_scale: float = 0.01
+    """Std of the normal initialization of the actor's output layer weights, bias zero (FastTD3's init_scale:
+    initial actions near 0). 0 keeps PyTorch's default initialization (PQL's reference)."""
+    clip_stored_actions: bool = False
+    """Store exploration actions clipped to [-1, 1]. Off (FastTD3's reference): the buffer stores mean + noise
+    unclipped and only the action sent to the env is clipped to its bounds."""
+    actor_batch: Literal["critic", "own"] = "critic"
+    """Batch of each policy update. 'critic': the batch of the critic update it follows (FastTD3's reference; in
+    pipelined mode the P-learner redraws it with the V-learner's generator state); 'own': a batch of its own.
+    Free mode always samples its own (the learners' interleaving is not fixed)."""
+    cdq_pick: Literal["projected", "unprojected"] = "projected"
+    """C51 clipped double-Q: take the target distribution of the member whose *projected* target has the lower
+    mean (FastTD3's reference), or whose unprojected next-state distribution has the lower mean. They differ only
+    when the support clamps the shifted atoms."""
 
 
 @dataclass(frozen=True)
@@ -210,6 +227,9 @@ class BufferConfig:
     task_balanced_sampling: bool = False
     """Multi-task runs: draw each sample's task uniformly, then an env of that task, then a row (default: env
     uniformly, so tasks are sampled in proportion to their envs, i.e. to --task-weights)."""
+    sampling: Literal["per_env", "uniform"] = "per_env"
+    """'per_env': every batch takes max(1, batch_size // num_envs) rows from every env (FastTD3's reference; the
+    batch then holds that times num_envs transitions); 'uniform': each row picks its env uniformly at random."""
 
 
 @dataclass(frozen=True)
@@ -441,6 +461,8 @@ def validate(cfg: TrainConfig) -> None:
         bad("v_min", f"must be < v_max, got v_min={a.v_min}, v_max={a.v_max}")
     if a.num_critics < 1:
         bad("num_critics", f"must be >= 1, got {a.num_critics}")
+    if a.actor_init_scale < 0:
+        bad("actor_init_scale", f"must be >= 0 (0 = PyTorch's default init), got {a.actor_init_scale}")
     if not 0 <= a.std_min <= a.std_max:
         bad("std_min", f"need 0 <= std_min <= std_max, got {a.std_min}, {a.std_max}")
     if a.critic_lr <= 0:

@@ -186,8 +186,14 @@ def merge(*overrides: dict[str, Any]) -> Preset:
 TASK_KEYS = ("gamma", "v_min", "v_max", "reward_scale", "n_step", "std_min", "std_max", "target_noise")
 
 #: PQL's update rules (its paper): what distinguishes PQL from FastTD3 besides scale.
-PQL_RULES = Preset(agent={"n_step": 3, "tau": 0.05, "target_noise": 0.0, "max_grad_norm": 0.5, "std_min": 0.05,
-                          "std_max": 0.8})  # fmt: skip
+#: Where the shared AgentConfig defaults follow FastTD3's reference, PQL keeps its own rules (docs/algorithms.md):
+#: PyTorch's default actor init, a P-learner sampling its own uniform batches, the clipped normalizer, clipped stored
+#: actions and the clipped double-Q pick before projection.
+PQL_OWN = Preset(agent={"actor_init_scale": 0.0, "actor_batch": "own", "obs_norm": "clipped",
+                        "clip_stored_actions": True, "cdq_pick": "unprojected"},
+                 buffer={"sampling": "uniform"})  # fmt: skip
+PQL_RULES = merge(PQL_OWN, {"agent": {"n_step": 3, "tau": 0.05, "target_noise": 0.0, "max_grad_norm": 0.5,
+                                      "std_min": 0.05, "std_max": 0.8}})  # fmt: skip
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from parallel_rl.config import ConfigError, suggest
 from parallel_rl.integrations.mjlab import G1_RECIPES
 from tasks import TaskEntry
-from tasks.backend import CpuScale, Preset, cpu_preset
+from tasks.backend import PQL_OWN, CpuScale, Preset, cpu_preset, merge
 from tasks.recipes import sac_presets
 
 if TYPE_CHECKING:  # annotations only: naming a task must not import torch
@@ -31,7 +31,7 @@ G1_TASKS = ("Mjlab-Velocity-Flat-Unitree-G1", "Mjlab-Velocity-Rough-Unitree-G1")
 """mjlab task ids these presets were written for; other mjlab tasks get the generic presets below."""
 
 _FASTTD3_G1 = Preset(G1_RECIPES["fasttd3"])
-_PQL_G1 = Preset(G1_RECIPES["pql"])
+_PQL_G1 = merge(PQL_OWN, G1_RECIPES["pql"])  # PQL keeps its own rules (docs/algorithms.md)
 
 
 #: CPU size: 4 envs, small networks, a few thousand transitions (one G1 step costs ~20 ms per env on a CPU).

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tasks.backend import PQL_RULES, CpuScale, Preset, cpu_preset, cpu_presets, merge
+from tasks.backend import PQL_OWN, PQL_RULES, CpuScale, Preset, cpu_preset, cpu_presets, merge
 
 __all__ = ["CROSSQ", "FASTSAC", "FASTTD3", "PQL", "PQL_RULES", "cpu_presets", "crossq_for", "fastsac_for", "fasttd3",
            "merge", "pql_for", "sac_presets"]  # fmt: skip
@@ -39,35 +39,40 @@ FASTTD3 = Preset(
             "target_noise_clip": 0.5,
             "max_grad_norm": 0.0,
         },
-        "schedule": {"utd": 2, "policy_ratio": 0.5, "learning_starts": 10},
+        # The reference's learning_starts=10 updates once more than 10 steps are stored, i.e. from its 12th env
+        # step on; ours counts the env steps collected when the first update runs.
+        "schedule": {"utd": 2, "policy_ratio": 0.5, "learning_starts": 12},
         "buffer": {"batch_size": 32_768},
     }
 )
 
-PQL = Preset(
-    {
-        "num_envs": 4096,
-        "eval_envs": 4096,
-        "agent": {
-            "critic_hidden": (512, 256, 128),
-            "actor_hidden": (512, 256, 128),
-            "activation": "elu",
-            "n_step": 3,
-            "gamma": 0.99,
-            "tau": 0.05,
-            "critic_lr": 5e-4,
-            "actor_lr": 5e-4,
-            "max_grad_norm": 0.5,
-            "num_atoms": 51,
-            "v_min": -10.0,
-            "v_max": 10.0,
-            "std_min": 0.05,
-            "std_max": 0.8,
-            "target_noise": 0.0,
-        },
-        "schedule": {"utd": 8, "policy_ratio": 0.5, "learning_starts": 10},
-        "buffer": {"buffer_size": 5_000_000, "batch_size": 8192},
-    }
+PQL = merge(
+    PQL_OWN,
+    Preset(
+        {
+            "num_envs": 4096,
+            "eval_envs": 4096,
+            "agent": {
+                "critic_hidden": (512, 256, 128),
+                "actor_hidden": (512, 256, 128),
+                "activation": "elu",
+                "n_step": 3,
+                "gamma": 0.99,
+                "tau": 0.05,
+                "critic_lr": 5e-4,
+                "actor_lr": 5e-4,
+                "max_grad_norm": 0.5,
+                "num_atoms": 51,
+                "v_min": -10.0,
+                "v_max": 10.0,
+                "std_min": 0.05,
+                "std_max": 0.8,
+                "target_noise": 0.0,
+            },
+            "schedule": {"utd": 8, "policy_ratio": 0.5, "learning_starts": 10},
+            "buffer": {"buffer_size": 5_000_000, "batch_size": 8192},
+        }
+    ),
 )
 
 #: The value-range knobs a task sets for itself; PQL presets of non-Isaac-Gym tasks keep these from the task.

@@ -70,7 +70,7 @@ def test_pql_mixed_exploration_is_fixed_linspace():
 
 
 def test_actor_losses_reduce_over_critics_as_documented():
-    """FastTD3 maximizes the mean over critics, PQL the minimum."""
+    """FastTD3 with --actor-q-reduction mean maximizes the mean over critics, PQL the minimum."""
     torch.manual_seed(0)
 
     class TwoQ(torch.nn.Module):
@@ -83,7 +83,7 @@ def test_actor_losses_reduce_over_critics_as_documented():
     actor = Actor(2, 1, (8,))
     batch = {"obs": torch.randn(16, 2)}
     a = actor(batch["obs"]).detach()
-    loss_td3, _ = make_algo("fasttd3", AgentConfig()).actor_loss(actor, TwoQ(), batch)
+    loss_td3, _ = make_algo("fasttd3", AgentConfig(actor_q_reduction="mean")).actor_loss(actor, TwoQ(), batch)
     loss_pql, _ = make_algo("pql", AgentConfig()).actor_loss(actor, TwoQ(), batch)
     assert torch.allclose(loss_td3, -((a + 5) / 2).mean())
     assert torch.allclose(loss_pql, -torch.minimum(a, torch.full_like(a, 5.0)).mean())
@@ -138,3 +138,12 @@ def test_periodic_evaluation_rows_and_wall_clock_limit(tmp_path):
                       tasks.env_factory("pendulum")).run(tmp_path / "b")  # fmt: skip
     assert summary["stopped_by_time_limit"] and summary["env_steps"] < 4 * 10**6
     assert (tmp_path / "b" / "checkpoints" / "final.pt").exists()
+
+
+def test_config_algos_and_registry_agree():
+    """--algo's Literal (config.ALGOS) and the registry name the same algorithms, each a complete Algorithm."""
+    from parallel_rl.config import ALGOS
+
+    assert set(ALGOS) == set(ALGORITHMS) and len(ALGOS) >= 2
+    for name, cls in ALGORITHMS.items():
+        assert cls.name == name and issubclass(cls, Algorithm) and not cls.__abstractmethods__

@@ -68,16 +68,37 @@ def clipped_double_q_distribution(target_out: torch.Tensor, critic: EnsembleCrit
     return probs.gather(0, pick.view(1, -1, 1).expand(1, -1, probs.shape[-1])).squeeze(0)
 
 
-def td_loss(critic: EnsembleCritic, out: torch.Tensor, target_out: torch.Tensor, batch) -> torch.Tensor:
+def projected_clipped_double_q(
+    target_out: torch.Tensor, reward: torch.Tensor, discount: torch.Tensor, support: torch.Tensor
+) -> torch.Tensor:
+    """Per sample, project every member's target distribution onto ``support`` and keep the projection with the
+    lowest mean (FastTD3's reference order: project, then pick). [members, B, A] -> [B, A]."""
+    members, batch, atoms = target_out.shape
+    probs = torch.softmax(target_out, dim=-1)
+    projected = categorical_projection(
+        probs.reshape(members * batch, atoms), reward.repeat(members), discount.repeat(members), support
+    ).view(members, batch, atoms)
+    pick = (projected * support).sum(-1).argmin(dim=0)  # [B]; ties take the first member, as the reference's '<'
+    return projected.gather(0, pick.view(1, -1, 1).expand(1, -1, atoms)).squeeze(0)
+
+
+def td_loss(
+    critic: EnsembleCritic, out: torch.Tensor, target_out: torch.Tensor, batch, cdq_pick: str = "unprojected"
+) -> torch.Tensor:
     """Critic loss summed over ensemble members, against the clipped double-Q target built from ``target_out``.
 
-    Distributional: cross-entropy with the projected target distribution. Scalar: squared error with
-    ``reward + discount * min_i Q_i'``. ``batch`` supplies ``reward`` and ``discount`` (gamma**n, 0 if terminated).
+    Distributional: cross-entropy with the projected target distribution, of the member picked by the lower mean
+    of its projected target (``cdq_pick='projected'``) or of its next-state distribution ('unprojected'). Scalar:
+    squared error with ``reward + discount * min_i Q_i'``. ``batch`` supplies ``reward`` and ``discount``
+    (gamma**n, 0 if terminated).
     """
     reward, discount = batch["reward"], batch["discount"]
     if critic.distributional:
-        target = categorical_projection(clipped_double_q_distribution(target_out, critic), reward, discount,
-                                        critic.support)  # fmt: skip
+        if cdq_pick == "projected":
+            target = projected_clipped_double_q(target_out, reward, discount, critic.support)
+        else:
+            target = categorical_projection(clipped_double_q_distribution(target_out, critic), reward, discount,
+                                            critic.support)  # fmt: skip
         log_probs = torch.log_softmax(out, dim=-1)
         return -(target.unsqueeze(0) * log_probs).sum(-1).mean(-1).sum()
     target_q = reward + discount * target_out.squeeze(-1).min(dim=0).values
@@ -123,10 +144,20 @@ def td3_critic_loss(critic: EnsembleCritic, critic_target: EnsembleCritic, actor
     with torch.no_grad():
         next_action = smoothed_action(actor(batch["next_obs"]), hp.target_noise, hp.target_noise_clip)
     out, target_out = critic_outputs(critic, critic_target, critic_obs, batch["action"], next_critic_obs, next_action)
-    loss = td_loss(critic, out, target_out, batch)
+    loss = td_loss(critic, out, target_out, batch, hp.cdq_pick)
     with torch.no_grad():
         q = critic.q_values(out)
     return loss, TensorDict({"critic_loss": loss.detach(), "q_mean": q.mean(), "q_max": q.max()})
+
+
+def td3_actor_loss(actor: nn.Module, critic: EnsembleCritic, batch, reduction: str) -> tuple[torch.Tensor, TensorDict]:
+    """Deterministic policy gradient: maximize the critics' expected Q of the actor's action, reduced over the
+    ensemble by ``reduction`` ('min': clipped double-Q, 'mean'). Uses ``critic_obs`` when the batch has them."""
+    action = actor(batch["obs"])
+    q = critic.q_values(critic(batch.get("critic_obs", batch["obs"]), action))  # [members, B]
+    q = q.min(dim=0).values if reduction == "min" else q.mean(dim=0)
+    loss = -q.mean()
+    return loss, TensorDict({"actor_loss": loss.detach(), "action_abs": action.detach().abs().mean()})
 
 
 def smoothed_action(action: torch.Tensor, noise_std: float, noise_clip: float) -> torch.Tensor:
@@ -186,8 +217,10 @@ class TD3Family(Algorithm):
         self.hp, self.ctx, self.device = hp, ctx, dev
         # Multi-task specs (envs.multitask) carry the task id as the last observation column: the normalizer passes
         # it through, and actor and critic are conditioned on it (nets.task; plain networks for one task).
-        self.normalizer = RunningNorm(spec.obs_dim, passthrough=1 if spec.task_dims else 0).to(dev)
-        self.critic_normalizer = None if spec.critic_obs_dim is None else RunningNorm(spec.critic_obs_dim).to(dev)
+        self.normalizer = RunningNorm(spec.obs_dim, passthrough=1 if spec.task_dims else 0, formula=hp.obs_norm).to(dev)
+        self.critic_normalizer = None
+        if spec.critic_obs_dim is not None:
+            self.critic_normalizer = RunningNorm(spec.critic_obs_dim, formula=hp.obs_norm).to(dev)
         self.policy = self.build_policy().to(dev)
         self.critic = self.build_critic().to(dev)
         # Rewards are stored scaled by reward_scale, times the task's own scale in multi-task runs (by task id).
@@ -233,7 +266,7 @@ class TD3Family(Algorithm):
                             hp.activation, hp.normed_norm)  # fmt: skip
         # Multi-task specs: conditioned on the task (nets.task); a plain Actor otherwise.
         return make_actor(spec.obs_dim, spec.act_dim, hp.actor_hidden, hp.activation, spec.task_dims,
-                          hp.task_embedding_dim, spec=arch)  # fmt: skip
+                          hp.task_embedding_dim, spec=arch, init_scale=hp.actor_init_scale)  # fmt: skip
 
     def build_critic(self) -> EnsembleCritic:
         hp, spec = self.hp, self.ctx.spec
@@ -297,7 +330,9 @@ class TD3Family(Algorithm):
             if self.critic_normalizer is not None:
                 self.critic_normalizer.update(inputs["critic_obs"], reduce)
         mean_action = self.policy_for_actor(self.normalizer(obs) if self.hp.normalize_obs else obs)
-        action = (mean_action + inputs["noise"]).clamp(-1.0, 1.0)
+        action = mean_action + inputs["noise"]
+        if self.hp.clip_stored_actions:
+            action = action.clamp(-1.0, 1.0)
         encoder = getattr(self.policy_for_actor, "encoder", None)
         if encoder is not None:  # multi-task: padded action dimensions are never explored (stored as 0)
             action = action * encoder.action_mask(obs)

@@ -7,7 +7,8 @@ What this file adds to the TD3-family structure (``common.TD3Family``):
 - critic: the shared TD3-family update (``common.td3_critic_loss``): twin critic, C51 (PQL-D) or scalar
   (``num_atoms = 1``), n-step targets with the configured gamma (the original hard-codes 0.99), target action from
   the current actor without smoothing by default, clipped double-Q, soft target update tau;
-- actor: deterministic tanh policy maximizing the smallest of the critics' expected Q values.
+- actor: deterministic tanh policy maximizing the smallest of the critics' expected Q values, on batches of its
+  own (PQL's presets set ``actor_batch='own'``, ``actor_init_scale=0``, ``sampling='uniform'``).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import torch
 from tensordict import TensorDict
 from torch import nn
 
-from parallel_rl.algos.common import TD3Family
+from parallel_rl.algos.common import TD3Family, td3_actor_loss
 from parallel_rl.nets import EnsembleCritic
 
 
@@ -32,7 +33,4 @@ class PQL(TD3Family):
     def actor_loss(
         self, actor: nn.Module, critic: EnsembleCritic, batch: TensorDict
     ) -> tuple[torch.Tensor, TensorDict]:
-        action = actor(batch["obs"])
-        q = critic.q_values(critic(batch.get("critic_obs", batch["obs"]), action))  # [members, B]
-        loss = -q.min(dim=0).values.mean()
-        return loss, TensorDict({"actor_loss": loss.detach(), "action_abs": action.detach().abs().mean()})
+        return td3_actor_loss(actor, critic, batch, self.hp.actor_q_reduction)

@@ -196,13 +196,15 @@ def policy_spec(
     low: tuple,
     high: tuple,
     arch: NetSpec | None = None,
+    obs_norm: str = "clipped",
     **task: Any,
 ) -> dict[str, Any]:
     """Everything needed to rebuild the deployed policy, stored beside its weights. ``arch``: the actor's network
-    family (``--actor-arch``), absent for the plain MLP of ``hidden``. Multi-task policies add ``task_names``,
-    ``task_dims``, ``task_embedding_dim`` and per-task ``task_action_low``/``task_action_high``."""
+    family (``--actor-arch``), absent for the plain MLP of ``hidden``; ``obs_norm``: the normalizer's formula.
+    Multi-task policies add ``task_names``, ``task_dims``, ``task_embedding_dim`` and per-task
+    ``task_action_low``/``task_action_high``."""
     spec = {"obs_dim": obs_dim, "act_dim": act_dim, "hidden": list(hidden), "activation": activation,
-            "action_low": list(low), "action_high": list(high), **task}  # fmt: skip
+            "action_low": list(low), "action_high": list(high), "obs_norm": obs_norm, **task}  # fmt: skip
     if arch is not None:
         spec["arch"] = arch.as_dict()
     return spec
@@ -236,7 +238,7 @@ def load_policy(checkpoint_path: str | Path, device: str | torch.device = "cpu")
     task_dims = [tuple(d) for d in spec.get("task_dims") or []]
     actor = _deployed_actor(spec, ckpt.get("config") or {})
     actor.load_state_dict(ckpt["actor"])
-    norm = RunningNorm(spec["obs_dim"], passthrough=1 if task_dims else 0)
+    norm = RunningNorm(spec["obs_dim"], passthrough=1 if task_dims else 0, formula=spec.get("obs_norm", "clipped"))
     norm.load_state_dict(ckpt["normalizer"])
     low = torch.tensor(spec["action_low"], dtype=torch.float32)
     high = torch.tensor(spec["action_high"], dtype=torch.float32)

@@ -25,6 +25,7 @@ class Actor(nn.Module):
         hidden: Sequence[int] = (256, 256),
         act: str = "relu",
         spec: NetSpec | None = None,
+        init_scale: float = 0.0,
     ) -> None:
         super().__init__()
         self.ensemble_trunk = spec is not None and spec.arch != "mlp"
@@ -32,6 +33,10 @@ class Actor(nn.Module):
             self.net = build_ensemble_net(spec, 1, obs_dim, act_dim)
         else:
             self.net = mlp(obs_dim, [spec.width] * spec.depth if spec else hidden, act_dim, spec.act if spec else act)
+        if init_scale > 0:  # FastTD3's output init: small weights, zero bias, so initial actions are near 0
+            last = [m for m in self.net.modules() if isinstance(getattr(m, "bias", None), torch.Tensor)][-1]
+            nn.init.normal_(last.weight, 0.0, init_scale)
+            nn.init.zeros_(last.bias)
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         out = self.net(obs)

@@ -8,19 +8,27 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+FORMULAS = ("unclipped", "clipped")
+
 
 class RunningNorm(nn.Module):
     """Normalizes with running mean/variance merged batch-wise (Chan et al.'s parallel algorithm).
 
-    ``count`` is float64 so that it stays exact long after float32 would stop counting (2**24 samples).
-    The last ``passthrough`` dimensions are returned unchanged (a multi-task observation's task id column).
+    ``formula``: 'clipped' is (x - mean) / sqrt(var + 1e-8) clipped to [-10, 10]; 'unclipped' is
+    (x - mean) / (std + 0.01) (FastTD3's EmpiricalNormalization). ``count`` is float64 so that it stays exact long
+    after float32 would stop counting (2**24 samples). The last ``passthrough`` dimensions are returned unchanged (a
+    multi-task observation's task id column).
     """
 
-    def __init__(self, dim: int, clip: float = 10.0, eps: float = 1e-8, passthrough: int = 0) -> None:
+    def __init__(
+        self, dim: int, clip: float = 10.0, eps: float = 1e-8, passthrough: int = 0, formula: str = "clipped"
+    ) -> None:
         super().__init__()
         if not 0 <= passthrough <= dim:
             raise ValueError(f"passthrough must be in [0, {dim}], got {passthrough}")
-        self.clip, self.eps, self.passthrough = clip, eps, passthrough
+        if formula not in FORMULAS:
+            raise ValueError(f"unknown normalizer formula {formula!r}; valid: {', '.join(FORMULAS)}")
+        self.clip, self.eps, self.passthrough, self.formula = clip, eps, passthrough, formula
         self.register_buffer("mean", torch.zeros(dim))
         self.register_buffer("var", torch.ones(dim))
         self.register_buffer("count", torch.zeros((), dtype=torch.float64))
@@ -51,7 +59,10 @@ class RunningNorm(nn.Module):
         self.count.copy_(total)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = ((x - self.mean) / torch.sqrt(self.var + self.eps)).clamp(-self.clip, self.clip)
+        if self.formula == "unclipped":
+            y = (x - self.mean) / (self.var.sqrt() + 0.01)
+        else:
+            y = ((x - self.mean) / torch.sqrt(self.var + self.eps)).clamp(-self.clip, self.clip)
         if self.passthrough:
             y = torch.cat([y[..., : -self.passthrough], x[..., -self.passthrough :]], dim=-1)
         return y

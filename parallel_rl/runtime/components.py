@@ -8,7 +8,7 @@ losses, optimizer steps, target updates); see ``algos/base.py``.
 
 - ``ActorComponent``: ``algo.act`` -> env step -> ``algo.observe`` -> buffer; tracks episode statistics.
 - ``VLearner``: samples a batch, ``algo.update_critic``.
-- ``PLearner``: samples a batch (or takes the V-learner's, for algorithms that reuse it), ``algo.update_actor``.
+- ``PLearner``: samples a batch (or reuses the V-learner's, for algorithms that ask), ``algo.update_actor``.
 
 Each component works on its ``Lane``; which channels it pulls before working is set by the runtime (``inputs``).
 """
@@ -261,8 +261,31 @@ class VLearner(Learner):
 
 
 class PLearner(Learner):
-    """Policy updates (``algo.update_actor``)."""
+    """Policy updates (``algo.update_actor``). With ``reuse`` (``Algorithm.reuse_critic_batch``) each update takes
+    the batch of the critic update it follows: handed over directly (``follow``) when the V-learner has just run,
+    or redrawn with a copy of the V-learner's generator state from the same buffer view (``replay_from`` +
+    ``redraw``) when the two learners run concurrently, which reproduces the V-learner's draws exactly."""
 
     def __init__(self, algo: Algorithm, buffer: ReplayBuffer, batch_size: int, lane: Lane, seed: int,
-                 speed: SpeedConfig) -> None:  # fmt: skip
+                 speed: SpeedConfig, reuse: bool = False) -> None:  # fmt: skip
         super().__init__(algo.update_actor, buffer, batch_size, lane, seed, speed)
+        self.reuse = reuse
+        self.critic_batch: TensorDict | None = None
+        self.replay = torch.Generator(device=self.device) if reuse else None
+
+    def follow(self, batch: TensorDict | None) -> None:
+        """The batch of the critic update just done (sequential order)."""
+        self.critic_batch = batch
+
+    def replay_from(self, generator: torch.Generator) -> None:
+        """Start replaying ``generator``'s draws (the V-learner's, before it samples this iteration)."""
+        self.replay.set_state(generator.get_state())
+
+    def redraw(self) -> None:
+        """The batch of the next critic update, drawn as the V-learner draws it."""
+        with self.lane.active():
+            self.pull()
+            self.critic_batch = self.sample(self.replay)
+
+    def update(self, batch: TensorDict | None = None) -> TensorDict:
+        return super().update(batch if batch is not None or not self.reuse else self.critic_batch)

@@ -69,6 +69,7 @@ def make_buffers(
         train_envs, spec.obs_dim, spec.act_dim, cfg.buffer.buffer_size * train_envs // spec.num_envs, device,
         critic_obs_dim=spec.critic_obs_dim, storage_dtype=storage, n_step=hp.n_step, gamma=hp.gamma, seed=seed + 1,
         env_groups=env_groups,
+        sampling=cfg.buffer.sampling,
     )  # fmt: skip
     val_buffer = None
     if held_out:
@@ -76,7 +77,7 @@ def make_buffers(
             held_out, spec.obs_dim, spec.act_dim, max(cfg.buffer.buffer_size * held_out // spec.num_envs,
                                                       (hp.n_step + 2) * held_out),
             device, critic_obs_dim=spec.critic_obs_dim, storage_dtype=storage, n_step=hp.n_step, gamma=hp.gamma,
-            seed=seed + 5,
+            seed=seed + 5, sampling=cfg.buffer.sampling,
         )  # fmt: skip
     return buffer, val_buffer
 
@@ -263,7 +264,13 @@ def build_engine(
     actor = ActorComponent(env, algo, buffer, rank_seed, lanes["actor"], val_buffer=val_buffer)
     bs = cfg.buffer.batch_size
     vlearner = VLearner(algo, buffer, bs, lanes["vlearner"], rank_seed + 3, cfg.speed, val_buffer=val_buffer)
-    plearner = PLearner(algo, buffer, bs, lanes["plearner"], rank_seed + 4, cfg.speed)
+    # Free mode has no fixed order to replay the V-learner's draws in; pipelined mode replays them with
+    # ``Learner.sample``, which does not draw the validation batch an algorithm like VPL takes beside each batch.
+    replayable = s.mode == "sequential" or (
+        s.mode == "pipelined" and not getattr(algo, "needs_validation_batch", False)
+    )
+    reuse = algo.reuse_critic_batch and replayable
+    plearner = PLearner(algo, buffer, bs, lanes["plearner"], rank_seed + 4, cfg.speed, reuse=reuse)
     components = {"actor": actor, "vlearner": vlearner, "plearner": plearner}
     publishes: dict[str, list[Channel]] = {role: [] for role in ROLES}
     for item in shared:

@@ -154,8 +154,15 @@ class PipelinedMode:
             _publish(self.t, "vlearner")
 
     def _policy_work(self, plan: list[int], publish: bool) -> None:
-        for _ in range(sum(plan)):
-            self.t.plearner.update()
+        plearner = self.t.plearner
+        if plearner.reuse:  # each policy update takes the batch of the critic update it follows, redrawn
+            for due in plan:
+                plearner.redraw()
+                for _ in range(due):
+                    plearner.update()
+        else:
+            for _ in range(sum(plan)):
+                plearner.update()
         if publish:
             _publish(self.t, "plearner")
 
@@ -169,6 +176,8 @@ class PipelinedMode:
         c0, p0 = sched.critic_updates - len(plan), sched.policy_updates - sum(plan)
         publish_critic = sched.critic_updates // s.critic_publish_interval > c0 // s.critic_publish_interval
         publish_policy = sched.policy_updates // s.policy_publish_interval > p0 // s.policy_publish_interval
+        if self.t.plearner.reuse:
+            self.t.plearner.replay_from(self.t.vlearner.generator)  # before the V-learner draws anything
         futures: list[Future] = []
         if self.pool is not None:
             futures = [self.pool.submit(self._critic_work, plan, publish_critic),

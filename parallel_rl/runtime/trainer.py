@@ -146,6 +146,7 @@ class Trainer:
                 spec.action_high,
                 arch,
                 **self._task_spec(),
+                obs_norm=getattr(normalizer, "formula", "clipped"),
             ),  # fmt: skip
             "actor": policy.state_dict(),
             "normalizer": normalizer.state_dict(),
