@@ -261,7 +261,7 @@ def build_engine(
     concurrent = s.mode == "free" or (s.mode == "pipelined" and not s.pipeline_serial)
     deferred = s.mode == "pipelined"
     lanes = {role: Lane(device, role, concurrent) for role in ROLES}
-    actor = ActorComponent(env, algo, buffer, rank_seed, lanes["actor"], val_buffer=val_buffer)
+    actor = ActorComponent(env, algo, buffer, rank_seed + 2, lanes["actor"], val_buffer=val_buffer)
     bs = cfg.buffer.batch_size
     vlearner = VLearner(algo, buffer, bs, lanes["vlearner"], rank_seed + 3, cfg.speed, val_buffer=val_buffer)
     # Free mode has no fixed order to replay the V-learner's draws in; pipelined mode replays them with
