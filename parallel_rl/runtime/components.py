@@ -252,7 +252,8 @@ class VLearner(Learner):
         if self.val_buffer is not None:
             gen = self.generator if generator is None else generator
             view = None if self.val_view is None else self.val_view.local
-            batch["validation"] = self.val_buffer.sample(self.batch_size, gen, view, self.reserve)
+            # As many rows as the training batch has (per-env sampling rounds batch_size to a multiple of the envs).
+            batch["validation"] = self.val_buffer.sample(batch.batch_size[0], gen, view, self.reserve)
         return batch
 
     def update(self, batch: TensorDict | None = None) -> TensorDict:
