@@ -83,6 +83,7 @@ class SequentialMode:
         _publish(t, "actor")
         for _ in range(sched.on_env_step()):
             t.vlearner.update()
+            t.plearner.follow(t.vlearner.last_batch)  # used when the algorithm reuses the critic's batch
             policy_due = sched.on_critic_update()
             if sched.critic_updates % s.critic_publish_interval == 0:
                 _publish(t, "vlearner")
