@@ -65,8 +65,10 @@ def _cpu_presets(total_env_steps: int, agent: dict[str, Any]) -> dict[str, dict[
 # CrossQ 1 per transition), the actor every 4th (FastSAC) or 3rd (CrossQ) critic update.
 _FASTSAC_CPU = {"agent": {**FASTSAC_RULES, "critic_hidden": (128, 128), "actor_hidden": (128, 128)},
                 "schedule": {"utd": 4, "policy_ratio": 0.25}}  # fmt: skip
+# CrossQ's reference samples uniformly over the buffer (not batch / num_envs rows per env, as FastTD3 and FastSAC).
 _CROSSQ_CPU = {"agent": {**CROSSQ_RULES, "critic_hidden": (128, 128), "actor_hidden": (128, 128)},
-               "schedule": {"utd": 4, "policy_ratio": 1 / 3}}  # fmt: skip
+               "schedule": {"utd": 4, "policy_ratio": 1 / 3},
+               "buffer": {"sampling": "uniform"}}  # fmt: skip
 
 
 TASKS: dict[str, TaskEntry] = {

@@ -123,7 +123,7 @@ CROSSQ = Preset(
             "weight_norm": True,
         },
         "schedule": {"utd": 1, "policy_ratio": 1 / 3},
-        "buffer": {"buffer_size": 1_000_000, "batch_size": 256},
+        "buffer": {"buffer_size": 1_000_000, "batch_size": 256, "sampling": "uniform"},
     }
 )  # fmt: skip
 """CrossQ's reference (adityab/CrossQ ``train.py``, algo crossq): Adam lr 1e-3 with beta1 0.5, policy delay 3, UTD 1,
@@ -168,5 +168,6 @@ def sac_presets(default: dict[str, Any], keep_values: bool = True, scale: CpuSca
         "fastsac": {"default": fastsac_for(default, keep_values, **sections),
                     "cpu": merge(cpu, {"agent": {**FASTSAC_RULES, **values}, "schedule": {"policy_ratio": 0.25}})},
         "crossq": {"default": crossq_for(default, **sections),
-                   "cpu": merge(cpu, {"agent": {**CROSSQ_RULES, "num_atoms": 1}, "schedule": {"policy_ratio": 1 / 3}})},
+                   "cpu": merge(cpu, {"agent": {**CROSSQ_RULES, "num_atoms": 1}, "schedule": {"policy_ratio": 1 / 3},
+                                      "buffer": {"sampling": "uniform"}})},
     }  # fmt: skip
