@@ -94,6 +94,19 @@ class BenchConfig:
     """Timed iterations per end-to-end row (0: 30 on CPU, 200 on CUDA)."""
     torch_threads: int = 0
     """CPU threads for torch (0 keeps torch's default)."""
+    reference: str | None = None
+    """Path of a checkout of younggyoseo/FastTD3: time our learners and buffer against its networks, buffer and
+    update step (imported unmodified, driven as its train.py drives them) interleaved in this process, and write
+    <out-dir>/fasttd3_reference_cpu.{json,md}; nothing else is measured."""
+    check: str | None = None
+    """Baseline JSON: measure this code's figures as ratios to a bare matmul chain and a bare update loop timed in
+    this process, compare them with the baseline's, and exit 1 if any fell by more than --tolerance."""
+    write_baseline: str | None = None
+    """Measure the --check figures and write them as a new baseline JSON to this path."""
+    tolerance: float = 0.4
+    """--check fails a figure whose ratio is below (1 - tolerance) x the baseline's."""
+    rounds: int = 5
+    """Interleaved rounds of --check and --reference (the median ratio over rounds is kept)."""
 
 
 def _sync_fn(device: torch.device) -> Callable[[], None]:
@@ -275,14 +288,19 @@ def _train_config(setting: NetSetting, device: torch.device, num_envs: int, cfg:
     """A TrainConfig of the benchmark task at one network setting (learning starts after the buffer holds rows)."""
     from parallel_rl.config import AgentConfig, BufferConfig, ScheduleConfig, SpeedConfig, TrainConfig
 
-    speed = SpeedConfig(**overrides.pop("speed", {}))
+    speed = dict(overrides.pop("speed", {}))
+    if speed.get("bf16") and device.type == "cpu":
+        speed["cpu_bf16"] = True  # measuring the CPU bf16 slowdown is the point of that row
+    speed = SpeedConfig(**speed)
     schedule = ScheduleConfig(utd=cfg.utd, policy_ratio=0.5, learning_starts=overrides.pop("learning_starts", 8),
                               mode=overrides.pop("mode", "sequential"))  # fmt: skip
     agent = AgentConfig(critic_hidden=setting.critic_hidden, actor_hidden=setting.actor_hidden,
                         num_atoms=setting.num_atoms, v_min=NET_V_MIN, v_max=NET_V_MAX)  # fmt: skip
     rows = max(256, 2 * setting.batch_size // num_envs + 1)  # the buffer holds at least two batches
+    # torch_threads: the benchmark's own count (the trainer would otherwise choose one per network size).
     return TrainConfig(task=NET_TASK, num_envs=num_envs, total_env_steps=num_envs * 10**6, device=str(device),
-                       progress=False, seed=cfg.seed, agent=agent, schedule=schedule, speed=speed,
+                       progress=False, seed=cfg.seed, torch_threads=torch.get_num_threads(), agent=agent,
+                       schedule=schedule, speed=speed,
                        buffer=BufferConfig(buffer_size=num_envs * rows, batch_size=setting.batch_size))  # fmt: skip
 
 
@@ -549,6 +567,8 @@ def main(args: list[str] | None = None) -> dict[str, Any]:
     args = sys.argv[1:] if args is None else list(args)
     cfg = tyro.cli(BenchConfig, args=args, description=BenchConfig.__doc__)
     command = shlex.join(["python", "-m", "launch.bench", *args])
+    if cfg.reference or cfg.check or cfg.write_baseline:
+        return compare_main(cfg, command)
     results = run(cfg, command)
     out_dir = Path(cfg.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -559,6 +579,49 @@ def main(args: list[str] | None = None) -> dict[str, Any]:
     print(f"\n{m['device_name']} ({m['device']}), torch {m['torch_version']}, {m['torch_threads']} threads\n")
     print(tables(results))
     print(f"\nwrote {out_dir / stem}.json and .md")
+    return results
+
+
+def compare_main(cfg: BenchConfig, command: str) -> dict[str, Any]:
+    """``--reference``, ``--check`` and ``--write-baseline``: same-process ratios (``launch/bench_compare.py``)."""
+    from launch import bench_compare as bc
+
+    if cfg.torch_threads > 0:
+        torch.set_num_threads(cfg.torch_threads)
+    device = torch.device("cpu")
+    if cfg.reference:
+        results = {"machine": machine_info(device), "command": command,
+                   **bc.run_reference(cfg.reference, rounds=cfg.rounds, seed=cfg.seed)}  # fmt: skip
+        results["load_avg_end"] = _load_avg()
+        out_dir = Path(cfg.out_dir)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        (out_dir / "fasttd3_reference_cpu.json").write_text(json.dumps(results, indent=2) + "\n")
+        (out_dir / "fasttd3_reference_cpu.md").write_text(bc.reference_markdown(results))
+        print(bc.reference_markdown(results))
+        return results
+    machine = machine_info(device)
+    figures = bc.measure_check(rounds=cfg.rounds, seed=cfg.seed)
+    results = {"machine": machine, "command": command, "figures": figures, "references": bc.CHECK_FIGURES,
+               "load_avg_end": _load_avg()}  # fmt: skip
+    if cfg.write_baseline:
+        Path(cfg.write_baseline).parent.mkdir(parents=True, exist_ok=True)
+        Path(cfg.write_baseline).write_text(json.dumps(results, indent=2) + "\n")
+        print(f"wrote baseline {cfg.write_baseline}: {figures}")
+    if cfg.check:
+        try:
+            baseline = json.loads(Path(cfg.check).read_text())["figures"]
+        except (OSError, ValueError, KeyError) as e:
+            raise SystemExit(f"--check: cannot read figures from {cfg.check} ({e}); write one with "
+                             "--write-baseline PATH") from None  # fmt: skip
+        verdicts = bc.compare(baseline, figures, cfg.tolerance)
+        results["verdicts"] = verdicts
+        print(f"load average {machine['load_avg_start']} -> {results['load_avg_end']}")
+        print(bc.verdict_table(verdicts, cfg.tolerance))
+        failed = [v["figure"] for v in verdicts if not v["ok"]]
+        if failed:
+            print(f"--check: throughput regression in {', '.join(failed)} (beyond tolerance {cfg.tolerance})")
+            raise SystemExit(1)
+        print("--check: every figure within tolerance")
     return results
 
 

@@ -52,6 +52,8 @@ from typing import Any  # noqa: E402
 
 import tyro  # noqa: E402
 
+from parallel_rl.threads import child_env  # noqa: E402
+
 CURVE_COLUMNS = ("suite", "task", "algo", "seed", "env_steps", "wall_seconds", "return")
 
 
@@ -153,7 +155,7 @@ def trainer_runner(algo: str) -> Runner:
         limit = 3 * time_budget_s + 1800
         with (run_dir / "log.txt").open("w") as log:
             proc = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, timeout=limit, check=False,
-                                  cwd=Path(__file__).resolve().parent.parent)  # fmt: skip
+                                  cwd=Path(__file__).resolve().parent.parent, env=child_env(None))  # fmt: skip
         if proc.returncode != 0:
             tail = (run_dir / "log.txt").read_text().strip().splitlines()[-15:]
             raise RuntimeError(f"launch.train exited with {proc.returncode}:\n" + "\n".join(tail))

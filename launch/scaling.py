@@ -26,6 +26,7 @@ from typing import Annotated
 import tyro
 
 from parallel_rl.config import ConfigError
+from parallel_rl.threads import child_env, child_threads
 
 # Returns mapped to the papers' 0-1000 scale for the built-in tasks (lo -> 0, hi -> 1000). Pendulum: a random
 # policy scores about -1200 to -1400 and the best possible return is a little below 0. Cart-pole swing-up earns at
@@ -68,8 +69,9 @@ class Sweep:
     eval_every: int = 0
     """Transitions between evaluations (the crossing-time resolution); 0: the training flag's value, else 1/40 of
     the run."""
-    torch_threads: int = 1
-    """CPU threads per run (keep workers x threads within the cores)."""
+    torch_threads: int = 0
+    """CPU threads per run; 0: the cores this process may use (affinity, cgroup quota) divided by --workers, at
+    least 1. Runs also get OMP_WAIT_POLICY=PASSIVE so idle OpenMP threads do not spin on the others' cores."""
     progress: bool = True
     """Show a progress bar over runs."""
 
@@ -333,6 +335,7 @@ def run_sweep_command(args: Sweep, train_args: list[str], argv: list[str] | None
         batch = lambda s: round_batch(b_law(s))  # noqa: E731
         lr = lambda s: round_lr(lr_law(s))  # noqa: E731
     widths = args.critic_width or (max(hidden),)
+    threads = args.torch_threads or child_threads(args.workers)
 
     cells = []
     for n in args.num_envs or (num_envs,):
@@ -357,7 +360,7 @@ def run_sweep_command(args: Sweep, train_args: list[str], argv: list[str] | None
         argv = [sys.executable, "-m", "launch.train", *train_args, "--utd", repr(utd), "--batch-size",
                 str(cell.batch_size), "--critic-lr", repr(cell.lr), "--actor-lr", repr(cell.lr), "--seed",
                 str(cell.seed), "--total-env-steps", str(cell.total_env_steps), "--eval-every", str(eval_every),
-                "--run-dir", str(run_dir), "--no-progress", "--torch-threads", str(args.torch_threads),
+                "--run-dir", str(run_dir), "--no-progress", "--torch-threads", str(threads),
                 "--max-wall-seconds", repr(args.max_wall_seconds)]  # fmt: skip
         if args.critic_width:
             argv += ["--critic-hidden", *[str(cell.critic_width)] * len(hidden)]
@@ -379,7 +382,7 @@ def run_sweep_command(args: Sweep, train_args: list[str], argv: list[str] | None
             overrides["agent"]["critic_hidden"] = (cell.critic_width,) * len(hidden)
         validate(replace_nested(base, overrides))
     hard = 3 * args.max_wall_seconds + 300 if args.max_wall_seconds > 0 else None
-    results = run_sweep(cells, args.out, command, args.workers, hard, args.progress)
+    results = run_sweep(cells, args.out, command, args.workers, hard, args.progress, env=child_env(threads))
     command_line = ["python", "-m", "launch.scaling", *(argv or []), "--", *train_args]
     record = {"train_args": train_args, "command": shlex.join(command_line), **summarise(results)}
     Path(args.out, "sweep.json").write_text(json.dumps(record, indent=2) + "\n")

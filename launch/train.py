@@ -14,9 +14,13 @@ launch.train list-presets`` prints them).
 
 from __future__ import annotations
 
+import os
 import sys
 
-from launch._isaacgym_first import import_isaacgym_if_requested
+# Idle OpenMP threads sleep instead of spinning on cores other processes need (read when torch loads OpenMP).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+from launch._isaacgym_first import import_isaacgym_if_requested  # noqa: E402
 
 import_isaacgym_if_requested(sys.argv[1:])  # Isaac Gym must be imported before torch
 

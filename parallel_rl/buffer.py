@@ -181,7 +181,7 @@ class ReplayBuffer:
             u_env = torch.rand(batch_size, generator=gen, device=self.device)
             size = self.group_sizes[group]
             env = self.group_starts[group] + (u_env * size).long().clamp(max=size - 1)
-        ptr, count = src["ptr"][env], src["count"][env]
+        ptr, count = src["ptr"].index_select(0, env), src["count"].index_select(0, env)
         if reserve > 0:
             count = count.clamp(max=rows - reserve)
         # Rows that may start a transition: every written row except the newest (its next obs is not known yet)
@@ -192,7 +192,8 @@ class ReplayBuffer:
         u = torch.rand((batch_size, _CANDIDATES), generator=gen, device=self.device)
         age = (u * n_candidates).long().clamp(max=n_candidates - 1)  # 0 = the newest complete row
         cand = (ptr.unsqueeze(-1) - 2 - age) % rows
-        ok = ~self.is_final[env.unsqueeze(-1), cand]
+        base = env * rows  # flat index of each stream's row 0: one index_select per field, not 2-D indexing
+        ok = ~self.is_final.view(-1).index_select(0, (base.unsqueeze(-1) + cand).view(-1)).view(cand.shape)
         first = ok.int().argmax(dim=-1, keepdim=True)
         row = cand.gather(-1, first).squeeze(-1)
         row_ok = ok.gather(-1, first).squeeze(-1)
@@ -208,34 +209,50 @@ class ReplayBuffer:
     @torch.no_grad()
     def transitions(self, env: torch.Tensor, row: torch.Tensor, ptr: torch.Tensor | None = None) -> TensorDict:
         """The n-step transitions starting at rows ``row`` of streams ``env`` (both [B] int64); see ``sample``.
-        ``ptr`` is the streams' write position the window must stop before (default: the live one)."""
+        ``ptr`` is the streams' write position the window must stop before (default: the live one).
+
+        Every field is read with one ``index_select`` on its flattened storage (observation and next observation
+        together), which is several times faster on a CPU than 2-D advanced indexing."""
         rows = self.rows_per_env
         batch_size = env.shape[0]
-        ptr = self.ptr[env] if ptr is None else ptr
-        # n-step window: rows row..row+n-1, stopping after the first done and before the newest row.
-        steps_to_newest = (ptr - 1 - row) % rows  # >= 1 for a valid start
-        win = (row.unsqueeze(-1) + self._offsets) % rows  # [B, n]
-        e2 = env.unsqueeze(-1)
-        done_w = self.done[e2, win]
-        in_data = self._offsets < steps_to_newest.unsqueeze(-1)
-        # alive[k]: step k belongs to the window (no done before it, and its row is complete)
-        ended_before = torch.cumsum(done_w.long(), dim=-1) - done_w.long()
-        alive = in_data & (ended_before == 0)
-        length = alive.long().sum(-1)  # >= 1
-        reward = (self.reward[e2, win] * self._discounts[: self.n_step] * alive).sum(-1)
-        last = win.gather(-1, (length - 1).unsqueeze(-1)).squeeze(-1)
-        terminated = self.terminated[env, last]
-        discount = self._discounts[length] * (~terminated).float()
-        next_row = (row + length) % rows
+        base = env * rows
+        flat = base + row
+        if self.n_step == 1:
+            # The window is the start row alone: a valid start is never the newest row, and nothing ends before
+            # it, so the n-step sums reduce to the row's own reward and the next observation is the next row.
+            terminated = self.terminated.view(-1).index_select(0, flat)
+            reward = self.reward.view(-1).index_select(0, flat)
+            discount = self._discounts[1] * (~terminated).float()
+            length = torch.ones_like(row)
+            next_flat = base + (row + 1) % rows
+        else:
+            ptr = self.ptr.index_select(0, env) if ptr is None else ptr
+            # n-step window: rows row..row+n-1, stopping after the first done and before the newest row.
+            steps_to_newest = (ptr - 1 - row) % rows  # >= 1 for a valid start
+            win = (base.unsqueeze(-1) + (row.unsqueeze(-1) + self._offsets) % rows).view(-1)  # [B * n] flat
+            done_w = self.done.view(-1).index_select(0, win).view(batch_size, self.n_step)
+            in_data = self._offsets < steps_to_newest.unsqueeze(-1)
+            # alive[k]: step k belongs to the window (no done before it, and its row is complete)
+            ended_before = torch.cumsum(done_w.long(), dim=-1) - done_w.long()
+            alive = in_data & (ended_before == 0)
+            length = alive.long().sum(-1)  # >= 1
+            reward_w = self.reward.view(-1).index_select(0, win).view(batch_size, self.n_step)
+            reward = (reward_w * self._discounts[: self.n_step] * alive).sum(-1)
+            last = base + (row + length - 1) % rows
+            terminated = self.terminated.view(-1).index_select(0, last)
+            discount = self._discounts[length] * (~terminated).float()
+            next_flat = base + (row + length) % rows
+        both = torch.cat([flat, next_flat])
+        obs = self.obs.view(-1, self.obs.shape[-1]).index_select(0, both).float()
         out = {
-            "obs": self.obs[env, row].float(),
-            "action": self.action[env, row],
+            "obs": obs[:batch_size],
+            "action": self.action.view(-1, self.action.shape[-1]).index_select(0, flat),
             "reward": reward,
-            "next_obs": self.obs[env, next_row].float(),
+            "next_obs": obs[batch_size:],
             "discount": discount,
             "steps": length,
         }
         if self.critic_obs is not None:
-            out["critic_obs"] = self.critic_obs[env, row].float()
-            out["next_critic_obs"] = self.critic_obs[env, next_row].float()
+            critic_obs = self.critic_obs.view(-1, self.critic_obs.shape[-1]).index_select(0, both).float()
+            out["critic_obs"], out["next_critic_obs"] = critic_obs[:batch_size], critic_obs[batch_size:]
         return TensorDict(out, batch_size=[batch_size], device=self.device)

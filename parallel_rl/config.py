@@ -11,6 +11,7 @@ import difflib
 import math
 import re
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, get_args
@@ -241,7 +242,12 @@ class SpeedConfig:
     compile: bool = False
     """torch.compile the critic and actor losses (not together with --cuda-graphs)."""
     bf16: bool = False
-    """bfloat16 autocast for the learners' forward passes (weights, optimizer state and targets stay float32)."""
+    """bfloat16 autocast for the learners' forward passes (weights, optimizer state and targets stay float32).
+    On a CPU only where it has native bf16 matmuls (AVX512-BF16 or AMX; there it measured 1.3x to 2.6x faster than
+    float32), unless --cpu-bf16."""
+    cpu_bf16: bool = False
+    """Allow --bf16 on a CPU without native bf16 matmuls anyway (e.g. to test numerics), with a warning: there bf16
+    autocast was measured 15x (256-unit networks) to 29x (FastTD3's networks) slower than float32."""
     tf32: bool = False
     """Allow TF32 matmuls on Ampere+ GPUs."""
 
@@ -316,7 +322,10 @@ class TrainConfig:
     progress: bool = True
     """Show a progress bar."""
     torch_threads: int = 0
-    """CPU threads for torch (0 keeps torch's default)."""
+    """CPU threads for torch. 0 chooses from the cores this process may use (CPU affinity and cgroup quota, not the
+    machine's core count) and the network size: 1 thread when the largest matmul (batch x widths) is below 2**25
+    multiply-adds (the default networks), else one per available core. On a machine shared with other jobs use 1
+    (or cores / jobs): a parallel region waits for its slowest thread, and a thread sharing a busy core is slow."""
     task_weights: tuple[float, ...] = ()
     """Multi-task runs (``--task multi:a,b,c``): share of the envs (training and evaluation) each task gets, in
     --task order, e.g. ``--task-weights 1 2 2``. Empty: equal shares."""
@@ -377,6 +386,9 @@ def validate(cfg: TrainConfig) -> None:
         bad("overwrite", "deletes the run that --resume continues; give one of them")
     if cfg.algo not in ALGOS:
         bad("algo", f"unknown algorithm {cfg.algo!r}; valid: {', '.join(ALGOS)}")
+    if cfg.torch_threads < 0:
+        bad("torch_threads", f"must be >= 0 (0 = chosen from the available cores and the network size), "
+                             f"got {cfg.torch_threads}")  # fmt: skip
     if cfg.num_envs < 1:
         bad("num_envs", f"must be >= 1, got {cfg.num_envs}")
     if cfg.eval_envs < 1:
@@ -436,6 +448,13 @@ def validate(cfg: TrainConfig) -> None:
     if cfg.speed.cuda_graphs and cfg.algo in ("fastsac", "crossq"):
         why = "its P-learner samples actions from a generator it owns, which graph capture may not replay"
         bad("cuda_graphs", f"not supported with --algo {cfg.algo} yet ({why}); drop --cuda-graphs")
+    if cfg.speed.bf16 and _runs_on_cpu(cfg.device) and not cpu_has_native_bf16():
+        if not cfg.speed.cpu_bf16:
+            bad("bf16", f"this CPU has no native bf16 matmuls (AVX512-BF16 or AMX), where bfloat16 autocast makes "
+                        f"every update {CPU_BF16_SLOWDOWN} slower than float32: drop --bf16, or add --cpu-bf16 to "
+                        "run it anyway")  # fmt: skip
+        warnings.warn(f"--bf16 --cpu-bf16: bfloat16 autocast on a CPU without native bf16 matmuls, expect updates "
+                      f"{CPU_BF16_SLOWDOWN} slower than float32", stacklevel=2)  # fmt: skip
     if cfg.speed.cuda_graphs and cfg.device == "cpu":
         bad("cuda_graphs", "CUDA graphs need a CUDA device; drop --cuda-graphs on CPU")
     if s.policy_publish_interval < 1 or s.critic_publish_interval < 1:
@@ -509,6 +528,29 @@ def default_run_dir(cfg: TrainConfig) -> Path:
     """runs/<task>-<algo>-seed<seed>-<time> (the task name made file-safe)."""
     task = re.sub(r"[^A-Za-z0-9_.-]+", "_", cfg.task)
     return Path("runs") / f"{task}-{cfg.algo}-seed{cfg.seed}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+#: Per-update slowdown of bf16 autocast against float32 measured on a CPU without native bf16 matmuls (issue 16).
+CPU_BF16_SLOWDOWN = "15x (256-unit networks) to 29x (FastTD3's networks)"
+
+
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU runs bf16 matmuls natively (oneDNN's check: AVX512-BF16, AMX); elsewhere they are
+    emulated, far slower than float32."""
+    import torch
+
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def _runs_on_cpu(device: str) -> bool:
+    if device == "auto":
+        import torch
+
+        return not torch.cuda.is_available()
+    return device.split(":")[0] == "cpu"
 
 
 def replace_nested(cfg: TrainConfig, overrides: dict) -> TrainConfig:

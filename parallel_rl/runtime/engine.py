@@ -28,7 +28,11 @@ from parallel_rl.runtime.components import ActorComponent, PLearner, VLearner
 from parallel_rl.runtime.distributed import DistContext
 from parallel_rl.runtime.modes import FreeMode, PipelinedMode, SequentialMode, free_bound, free_reserve
 from parallel_rl.runtime.scheduler import RatioScheduler
-from parallel_rl.runtime.streams import Channel, Lane
+from parallel_rl.runtime.streams import Channel, Lane, alias_module
+
+ALIAS_IN_SEQUENTIAL = True
+"""Sequential mode lets a reader share its source's storage where the algorithm allows it (``Shared.may_alias``)
+and the writer publishes after every update; tests switch it off to check that this changes no number."""
 
 EnvFactory = Callable[[int, torch.device, int], VecEnv]
 """(num_envs, device, seed) -> VecEnv. The runtime never imports task code; launchers pass this in."""
@@ -273,7 +277,14 @@ def build_engine(
     plearner = PLearner(algo, buffer, bs, lanes["plearner"], rank_seed + 4, cfg.speed, reuse=reuse)
     components = {"actor": actor, "vlearner": vlearner, "plearner": plearner}
     publishes: dict[str, list[Channel]] = {role: [] for role in ROLES}
+    intervals = {"actor": 1, "vlearner": s.critic_publish_interval, "plearner": s.policy_publish_interval}
+    aliased = []
     for item in shared:
+        if s.mode == "sequential" and item.may_alias and intervals[item.writer] == 1 and ALIAS_IN_SEQUENTIAL:
+            # Published after every write and nothing concurrent: the reader may read the source itself.
+            alias_module(item.replica, item.source)
+            aliased.append(item.name)
+            continue
         channel = Channel(TensorDict.from_module(item.source).data, lanes[item.writer], lanes[item.reader],
                           TensorDict.from_module(item.replica).data, deferred)  # fmt: skip
         publishes[item.writer].append(channel)
@@ -300,8 +311,10 @@ def build_engine(
             publishes["actor"].append(view)
     scheduler = RatioScheduler(s.utd, s.policy_ratio, s.learning_starts, stabilize_every=s.stabilize_every,
                                stabilize_updates=s.stabilize_updates)  # fmt: skip
-    return Engine(cfg, env, algo, buffer, val_buffer, actor, vlearner, plearner, publishes, scheduler, dist,
-                  diag_seed=rank_seed + 6)  # fmt: skip
+    engine = Engine(cfg, env, algo, buffer, val_buffer, actor, vlearner, plearner, publishes, scheduler, dist,
+                    diag_seed=rank_seed + 6)  # fmt: skip
+    engine.aliased = aliased  # the shared groups read in place (no channel), for tests and tools
+    return engine
 
 
 def transfer_env_factory(make_env: EnvFactory, ckpt: dict[str, Any], task: str) -> EnvFactory:

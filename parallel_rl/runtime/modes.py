@@ -64,6 +64,22 @@ def _publish(t: Engine, role: str) -> None:
         channel.publish()
 
 
+LAZY_PUBLISH = True
+"""Sequential mode publishes lazily (``Channel.mark``); tests switch it off to check that this changes no number."""
+
+
+def _mark(t: Engine, role: str) -> None:
+    """Sequential mode: publish lazily (``Channel.mark``), or at once with ``LAZY_PUBLISH`` off."""
+    for channel in t.publishes[role]:
+        channel.mark() if LAZY_PUBLISH else channel.publish()
+
+
+def _flush(t: Engine, role: str) -> None:
+    """Copy ``role``'s marked publications now: ``role`` is about to change what they publish."""
+    for channel in t.publishes[role]:
+        channel.flush()
+
+
 def _synchronize(device: torch.device) -> None:
     """Wait for every lane's queued GPU work (checkpoints read tensors the lanes may still be writing)."""
     if device.type == "cuda":
@@ -79,24 +95,33 @@ class SequentialMode:
     def iteration(self) -> None:
         t = self.t
         s, sched = t.cfg.schedule, t.scheduler
+        # Publications are marked, and copied only when a reader pulls them (or, with an interval above 1, before
+        # the writer changes its parameters again): a publication superseded unread costs nothing. Groups the
+        # algorithm lets readers share (``Shared.may_alias``) have no channel at all here (``build_engine``).
         t.actor.step()
-        _publish(t, "actor")
+        _mark(t, "actor")
         for _ in range(sched.on_env_step()):
+            if s.critic_publish_interval > 1:
+                _flush(t, "vlearner")
             t.vlearner.update()
             t.plearner.follow(t.vlearner.last_batch)  # used when the algorithm reuses the critic's batch
             policy_due = sched.on_critic_update()
             if sched.critic_updates % s.critic_publish_interval == 0:
-                _publish(t, "vlearner")
+                _mark(t, "vlearner")
             for _ in range(policy_due):
+                if s.policy_publish_interval > 1:
+                    _flush(t, "plearner")
                 t.plearner.update()
                 sched.on_policy_update()
                 if sched.policy_updates % s.policy_publish_interval == 0:
-                    _publish(t, "plearner")
+                    _mark(t, "plearner")
         for _ in range(sched.stabilization_due()):  # SPEQ: critic-only updates, no env step, no policy update
+            if s.critic_publish_interval > 1:
+                _flush(t, "vlearner")
             t.vlearner.update()
             sched.on_stabilization_update()
             if sched.critic_updates % s.critic_publish_interval == 0:
-                _publish(t, "vlearner")
+                _mark(t, "vlearner")
 
     def finish(self) -> None:
         pass

@@ -58,6 +58,9 @@ class Channel:
     - ``deferred=True`` (pipelined mode): ``publish`` writes the back slot but the swap waits for ``commit()``,
       which the runtime calls at the iteration barrier, so what a consumer pulls depends only on the iteration,
       never on thread or stream timing.
+    - ``mark()`` / ``flush()`` (sequential mode only): a publication whose copy is made when it is first needed,
+      by the consumer's next ``pull`` or by ``flush`` (which the runtime calls before the producer changes the
+      source again), and not at all when a newer publication supersedes it unread.
     """
 
     def __init__(
@@ -74,6 +77,7 @@ class Channel:
         self._ready: list[torch.cuda.Event | None] = [None, None]
         self._released: list[torch.cuda.Event | None] = [None, None]
         self._pulled = 0
+        self._marked = False  # a publication noted by ``mark`` whose copy is still to be made
         self._cond = threading.Condition()
 
     @classmethod
@@ -105,6 +109,18 @@ class Channel:
                 self.front = back
                 self.version += 1
 
+    def mark(self) -> None:
+        """Publish the source as it is now, copying it only if it is read (or about to change) before the next
+        ``mark``. Sequential order only: the caller flushes before the producer writes the source again, unless
+        its next write is always followed by another ``mark`` before any read."""
+        self._marked = True
+
+    def flush(self) -> None:
+        """Make the copy of a ``mark``-ed publication now (the producer is about to change the source)."""
+        if self._marked:
+            self._marked = False
+            self.publish()
+
     def commit(self) -> None:
         """Make the latest deferred publication visible (call only when no pull or publish is in flight)."""
         with self._cond:
@@ -115,6 +131,8 @@ class Channel:
     @torch.no_grad()
     def pull(self) -> bool:
         """Refresh ``local`` from the newest publication; returns whether anything changed."""
+        if self._marked:
+            self.flush()
         if self._pulled == self.version:  # a plain int read: the common case costs no lock
             return False
         with self._cond:
@@ -138,11 +156,28 @@ class Channel:
     def state_dict(self) -> dict:
         """Both slots, the consumer's copy and the version counters (a resumed run continues bit for bit)."""
         return {"slots": [slot.clone() for slot in self.slots], "local": self.local.clone(), "front": self.front,
-                "version": self.version, "pulled": self._pulled}  # fmt: skip
+                "version": self.version, "pulled": self._pulled, "marked": self._marked}  # fmt: skip
 
     def load_state_dict(self, state: dict) -> None:
         for slot, saved in zip(self.slots, state["slots"]):
             slot.update_(saved)
         self.local.update_(state["local"])
         self.front, self.version, self._pulled = state["front"], state["version"], state["pulled"]
+        self._marked = state.get("marked", False)
         self._pending = None
+
+
+@torch.no_grad()
+def alias_module(replica: nn.Module, source: nn.Module) -> None:
+    """Point every parameter and buffer of ``replica`` at the storage of ``source``'s (same structure): the
+    reader then sees every in-place update of the writer with no copy, and, its parameters keeping their own
+    ``requires_grad=False``, sends no gradient back. Only for sequential order, where nothing runs concurrently."""
+    mine_all = [*replica.parameters(), *replica.buffers()]
+    theirs_all = [*source.parameters(), *source.buffers()]
+    if len(mine_all) != len(theirs_all):
+        raise ValueError("alias_module: replica and source differ in structure")
+    pairs = zip(mine_all, theirs_all)
+    for mine, theirs in pairs:
+        if mine.shape != theirs.shape or mine.dtype != theirs.dtype:
+            raise ValueError(f"alias_module: {tuple(mine.shape)} {mine.dtype} vs {tuple(theirs.shape)} {theirs.dtype}")
+        mine.data = theirs.data

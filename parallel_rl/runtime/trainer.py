@@ -37,6 +37,7 @@ from parallel_rl.runtime.accel import configure_backends
 from parallel_rl.runtime.distributed import DistContext
 from parallel_rl.runtime.engine import EnvFactory, build_engine, total_iterations, transfer_env_factory
 from parallel_rl.runtime.guards import StopSignals, TrainingInterrupted, check_finite
+from parallel_rl.threads import apply_torch_threads, config_torch_threads
 
 EVAL_SEED_OFFSET = 1_000_003
 """Evaluation envs are reset with seed + this: never the training envs' seed, the same at every evaluation."""
@@ -61,8 +62,7 @@ def resolve_device(name: str) -> torch.device:
 
 def setup_process(cfg: TrainConfig, dist: DistContext) -> torch.device:
     """Process-wide setup before anything is built: threads, device, process group, backend switches."""
-    if cfg.torch_threads > 0:
-        torch.set_num_threads(cfg.torch_threads)
+    apply_torch_threads(config_torch_threads(cfg))
     device = resolve_device(cfg.device)
     if dist.enabled:
         if cfg.schedule.mode == "free":

@@ -86,11 +86,11 @@ class CellResult:
 
 def run_sweep(
     cells: Sequence[SweepCell], out_dir: str | Path, command: Callable[[SweepCell, Path], list[str]],
-    workers: int = 1, hard_timeout_s: float | None = None, progress: bool = True,
+    workers: int = 1, hard_timeout_s: float | None = None, progress: bool = True, env: dict[str, str] | None = None,
 ) -> list[CellResult]:  # fmt: skip
     """Run every cell not yet done, ``workers`` processes at a time; then write ``out_dir/run_table.csv`` with the
     rows of every finished run in ``out_dir/runs``. Failures are reported, not raised, so one bad cell does not stop
-    the others."""
+    the others. ``env``: the children's environment (default: this process's)."""
     out_dir = Path(out_dir)
     runs = out_dir / "runs"
     runs.mkdir(parents=True, exist_ok=True)
@@ -116,7 +116,7 @@ def run_sweep(
         with (run_dir / "train.log").open("w") as log:
             try:
                 proc = subprocess.run(command(cell, run_dir), stdout=log, stderr=subprocess.STDOUT,
-                                      timeout=hard_timeout_s, check=False)  # fmt: skip
+                                      timeout=hard_timeout_s, check=False, env=env)  # fmt: skip
                 code = proc.returncode
             except subprocess.TimeoutExpired:
                 code = None
