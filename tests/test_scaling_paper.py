@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import json
+from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from launch.scaling import main
+from parallel_rl.scaling.crossing import crossing_table
+from parallel_rl.scaling.fit import load_rows, resolve_return_ranges
+from parallel_rl.scaling.runtable import curves, normalize_returns
 
 SUBSET = Path(__file__).parent / "data" / "qscaled_gym_subset.zip"
 # Published Gym/SAC fits (Rybkin et al. 2025; REFERENCE.md): shared slopes, B*(σ = 1) per task, and the data law's
@@ -36,9 +40,16 @@ def imported(tmp_path_factory) -> Path:
     return out
 
 
-def test_hyperparameter_laws_of_the_gym_sweep_with_the_defaults(imported, tmp_path):
+@pytest.fixture(scope="module")
+def sweep_fit(imported, tmp_path_factory) -> dict:
+    """``fit`` with its defaults on the sweep (bootstrap seed 0, 100 resamples)."""
+    return main(["fit", "--runs", str(imported / "gym_sweep.csv"), "--out",
+                 str(tmp_path_factory.mktemp("fits") / "sweep.json")])  # fmt: skip
+
+
+def test_hyperparameter_laws_of_the_gym_sweep_with_the_defaults(sweep_fit):
     """α_B, α_η and B*(σ = 1) per task from the grid search (every 5th logged step of every seed)."""
-    fits = main(["fit", "--runs", str(imported / "gym_sweep.csv"), "--out", str(tmp_path / "sweep.json")])
+    fits = sweep_fit
     assert fits["method"] == "rybkin2025"
     assert abs(-fits["batch_law"]["exponent"] - ALPHA_B) < 0.02, fits["batch_law"]["exponent"]
     assert abs(-fits["lr_law"]["exponent"] - ALPHA_LR) < 0.02, fits["lr_law"]["exponent"]
@@ -61,3 +72,40 @@ def test_data_law_and_budget_of_gym_ours(imported, tmp_path):
     assert fits["budget"]["k"] == pytest.approx(2.62e-9, rel=0.10)
     assert fits["budget"]["e"] == pytest.approx(0.62, abs=0.02)
     assert fits["delta_source"] == "given" and fits["params_source"] == "--params"
+
+
+def test_sweep_laws_are_the_papers_procedure_by_hand(imported, sweep_fit):
+    """The default fit's B*(σ) and η*(σ) equal the paper's procedure redone here from the same bootstrap crossing
+    times (seed 0, 100 resamples, threshold 800, logged steps): per (task, σ, other value) the argmin per resample
+    (never reached = +inf, so an all-unreached resample picks the smallest value, as argmin does in qscaled),
+    averaged arithmetically over resamples and other values per (task, σ), then log10 target = exponent·log10 σ +
+    intercept per task by least squares. A geometric or per-group average is what moved α_B to 0.34 before; what
+    is left against the published 0.310 is the bootstrap's random draw (benchmarks/scaling/qscaled/README.md)."""
+    rows = load_rows([imported / "gym_sweep.csv"])
+    ranges, _ = resolve_return_ranges(rows)
+    crossings = crossing_table(curves(normalize_returns(rows, ranges)), [800.0], 100, 0, interpolate=False)
+    for axis, law in (("batch_size", "batch_law"), ("lr", "lr_law")):
+        other = "lr" if axis == "batch_size" else "batch_size"
+        groups: dict[tuple, list] = defaultdict(list)
+        for key in crossings:
+            groups[(key.task, key.utd, getattr(key, other))].append(key)
+        picked: dict[tuple, list[np.ndarray]] = defaultdict(list)
+        for (task, utd, _), keys in groups.items():
+            keys.sort(key=lambda k: getattr(k, axis))
+            times = np.stack([crossings[k].boot[:, 0] for k in keys], axis=1)  # [resamples, values]
+            values = np.array([getattr(k, axis) for k in keys], dtype=float)
+            picked[(task, utd)].append(values[np.argmin(times, axis=1)])
+        cells = sorted(picked)
+        tasks = sorted({t for t, _ in cells})
+        design = np.zeros((len(cells), 1 + len(tasks)))
+        target = np.zeros(len(cells))
+        for i, (task, utd) in enumerate(cells):
+            design[i, 0], design[i, 1 + tasks.index(task)] = np.log10(utd), 1.0
+            target[i] = np.log10(np.concatenate(picked[(task, utd)]).mean())
+        coef = np.linalg.lstsq(design, target, rcond=None)[0]
+        fitted = sweep_fit[law]
+        assert fitted["exponent"] == pytest.approx(coef[0], rel=1e-9), law
+        for i, task in enumerate(tasks):
+            assert fitted["coefficients"][task] == pytest.approx(10 ** coef[1 + i], rel=1e-9), (law, task)
+        got = {(p["task"], p["utd"]): p["best"] for p in fitted["points"]}
+        assert got == pytest.approx({c: 10**t for c, t in zip(cells, target)}, rel=1e-9), law
