@@ -9,16 +9,38 @@ target, kept a distribution.
 
 from __future__ import annotations
 
-import torch
+from typing import TYPE_CHECKING
 
-from parallel_rl.algos.common import categorical_projection
+import torch
+from tensordict import TensorDict
+from torch import nn
+
+from parallel_rl.algos.common import categorical_projection, critic_outputs, smoothed_action
 from parallel_rl.nets import EnsembleCritic
+
+if TYPE_CHECKING:
+    from parallel_rl.config import AgentConfig
 
 
 def mean_and_disagreement(q: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """[members, B] expected values -> (mean, population std) over members, each [B]. For two members the std is
     half their distance, |Q_1 - Q_2| / 2, the disagreement term of BRO and DAC."""
     return q.mean(0), q.std(0, correction=0)
+
+
+def ensemble_outputs(
+    critic: EnsembleCritic, critic_target: EnsembleCritic, actor: nn.Module, batch: TensorDict, hp: AgentConfig
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The first step of DEA's and VPL's critic updates on a normalized batch: the critic's raw output on (s, a)
+    (differentiable), the target critic's on (s', smoothed target action) and the target ensemble's mean and
+    disagreement at s' (both [B], no gradient)."""
+    with torch.no_grad():
+        next_action = smoothed_action(actor(batch["next_obs"]), hp.target_noise, hp.target_noise_clip)
+    out, target_out = critic_outputs(critic, critic_target, batch.get("critic_obs", batch["obs"]), batch["action"],
+                                     batch.get("next_critic_obs", batch["next_obs"]), next_action)  # fmt: skip
+    with torch.no_grad():
+        next_mean, next_delta = mean_and_disagreement(critic.q_values(target_out))
+    return out, target_out, next_mean, next_delta
 
 
 def shifted_target(

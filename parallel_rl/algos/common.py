@@ -200,7 +200,103 @@ def replica(module: nn.Module) -> nn.Module:
     return copy.deepcopy(module).requires_grad_(False)
 
 
-class TD3Family(Algorithm):
+class ActorCriticScaffold(Algorithm):
+    """The structure every actor-critic family here shares, written once: running observation normalizers owned by
+    the actor role, a replica for each cross-role read (the acting and target-action policies, the P-learner's
+    critic, the learners' normalizers), the normalized batch, gradient synchronization, the publication list and
+    the persistence of those parts. Subclasses build the networks and optimizers and write the math."""
+
+    policy: nn.Module
+    critic: nn.Module
+    normalizer: RunningNorm
+    critic_normalizer: RunningNorm | None
+    critic_optimizer: torch.optim.Optimizer
+    actor_optimizer: torch.optim.Optimizer
+    generator: torch.Generator
+
+    def make_replicas(self) -> None:
+        """Replicas, all in evaluation mode (batch-normalized families use their running statistics there, as
+        FlashSAC's training=False and CrossQ's reference do; the trained networks use the batch), and the
+        parameter lists of the two optimizers."""
+        self.policy_for_actor, self.policy_for_vlearner = replica(self.policy).eval(), replica(self.policy).eval()
+        self.critic_for_plearner = replica(self.critic).eval()
+        self.norm_for_vlearner, self.norm_for_plearner = replica(self.normalizer), replica(self.normalizer)
+        self.cnorm_for_vlearner = self.cnorm_for_plearner = None
+        if self.critic_normalizer is not None:
+            self.cnorm_for_vlearner = replica(self.critic_normalizer)
+            self.cnorm_for_plearner = replica(self.critic_normalizer)
+        self.critic_params, self.actor_params = list(self.critic.parameters()), list(self.policy.parameters())
+
+    def update_normalizers(self, inputs: TensorDict) -> None:
+        """Rollout statistics (the actor role's), summed over ranks when distributed."""
+        reduce = None if self.ctx.all_reduce_sum is None else self._reduce_actor
+        self.normalizer.update(inputs["obs"], reduce)
+        if self.critic_normalizer is not None:
+            self.critic_normalizer.update(inputs["critic_obs"], reduce)
+
+    def _reduce_actor(self, t: torch.Tensor) -> torch.Tensor:
+        return self.ctx.all_reduce_sum("actor", t)
+
+    def _normalized(self, batch: TensorDict, norm: nn.Module, cnorm: nn.Module | None) -> TensorDict:
+        """A shallow copy of ``batch`` with normalized observations (the caller's tensors stay untouched)."""
+        if not self.hp.normalize_obs:
+            return batch
+        out = batch.copy()
+        out["obs"], out["next_obs"] = norm(batch["obs"]), norm(batch["next_obs"])
+        if cnorm is not None:
+            out["critic_obs"], out["next_critic_obs"] = cnorm(batch["critic_obs"]), cnorm(batch["next_critic_obs"])
+        return out
+
+    def _sync(self, role: Role) -> Callable[[list[nn.Parameter]], None] | None:
+        if self.ctx.sync_grads is None:
+            return None
+        return lambda params: self.ctx.sync_grads(role, params)
+
+    def shared_core(self, may_alias: bool) -> list[Shared]:
+        """The policy to the actor and the V-learner, the critic to the P-learner, the normalizers to both
+        learners."""
+        out = [
+            Shared("policy>actor", self.policy, "plearner", self.policy_for_actor, "actor", may_alias),
+            Shared("policy>vlearner", self.policy, "plearner", self.policy_for_vlearner, "vlearner", may_alias),
+            Shared("critic>plearner", self.critic, "vlearner", self.critic_for_plearner, "plearner", may_alias),
+            Shared("normalizer>vlearner", self.normalizer, "actor", self.norm_for_vlearner, "vlearner", may_alias),
+            Shared("normalizer>plearner", self.normalizer, "actor", self.norm_for_plearner, "plearner", may_alias),
+        ]
+        if self.critic_normalizer is not None:
+            out += [
+                Shared("critic_normalizer>vlearner", self.critic_normalizer, "actor", self.cnorm_for_vlearner,
+                       "vlearner", may_alias),
+                Shared("critic_normalizer>plearner", self.critic_normalizer, "actor", self.cnorm_for_plearner,
+                       "plearner", may_alias),
+            ]  # fmt: skip
+        return out
+
+    def deployed_modules(self) -> tuple[nn.Module, nn.Module]:
+        return self.normalizer, self.policy
+
+    def state_core(self) -> dict[str, Any]:
+        return {
+            "actor": self.policy.state_dict(),
+            "critic": self.critic.state_dict(),
+            "normalizer": self.normalizer.state_dict(),
+            "critic_normalizer": None if self.critic_normalizer is None else self.critic_normalizer.state_dict(),
+            "critic_optimizer": self.critic_optimizer.state_dict(),
+            "actor_optimizer": self.actor_optimizer.state_dict(),
+            "generator": self.generator.get_state(),
+        }
+
+    def load_state_core(self, state: dict[str, Any]) -> None:
+        self.policy.load_state_dict(state["actor"])
+        self.critic.load_state_dict(state["critic"])
+        self.normalizer.load_state_dict(state["normalizer"])
+        if self.critic_normalizer is not None:
+            self.critic_normalizer.load_state_dict(state["critic_normalizer"])
+        self.critic_optimizer.load_state_dict(state["critic_optimizer"])
+        self.actor_optimizer.load_state_dict(state["actor_optimizer"])
+        self.generator.set_state(state["generator"])
+
+
+class TD3Family(ActorCriticScaffold):
     """The shape FastTD3 and PQL share: a deterministic tanh actor, an ensemble critic (C51 or scalar) with a soft
     target, running observation normalizers (one for the actor's obs, one for privileged critic obs), per-env
     Gaussian exploration, AdamW. Subclasses say how each env's exploration std evolves and how the actor reduces
@@ -231,21 +327,7 @@ class TD3Family(Algorithm):
                 )
             self.task_reward_scale = torch.tensor(hp.task_reward_scales, dtype=torch.float32, device=dev)
         self.critic_target = replica(self.critic)
-        # Replicas: the actor acts with its copy of the policy, the V-learner computes target actions with its copy,
-        # the P-learner differentiates through its copy of the critic; learners normalize with copies of the
-        # actor's normalizers.
-        self.policy_for_actor, self.policy_for_vlearner = replica(self.policy), replica(self.policy)
-        self.critic_for_plearner = replica(self.critic)
-        # Replicas only evaluate: batch-normalized families use their running statistics there (FlashSAC's
-        # training=False), while the trained networks (and the critic target, see ``critic_outputs``) use the batch.
-        for frozen in (self.policy_for_actor, self.policy_for_vlearner, self.critic_for_plearner):
-            frozen.eval()
-        self.norm_for_vlearner, self.norm_for_plearner = replica(self.normalizer), replica(self.normalizer)
-        self.cnorm_for_vlearner = self.cnorm_for_plearner = None
-        if self.critic_normalizer is not None:
-            self.cnorm_for_vlearner = replica(self.critic_normalizer)
-            self.cnorm_for_plearner = replica(self.critic_normalizer)
-        self.critic_params, self.actor_params = list(self.critic.parameters()), list(self.policy.parameters())
+        self.make_replicas()
         self.critic_optimizer = make_optimizer(self.critic_params, hp.critic_lr, hp.weight_decay, dev, ctx.capturable)
         self.actor_optimizer = make_optimizer(self.actor_params, hp.actor_lr, hp.weight_decay, dev, ctx.capturable)
         # Exploration: per-env noise std and the generator of every exploration draw (rollouts own both).
@@ -323,10 +405,7 @@ class TD3Family(Algorithm):
     def _act_step(self, inputs: TensorDict) -> TensorDict:
         obs = inputs["obs"]
         if self.hp.normalize_obs:
-            reduce = None if self.ctx.all_reduce_sum is None else self._reduce_actor
-            self.normalizer.update(obs, reduce)
-            if self.critic_normalizer is not None:
-                self.critic_normalizer.update(inputs["critic_obs"], reduce)
+            self.update_normalizers(inputs)
         mean_action = self.policy_for_actor(self.normalizer(obs) if self.hp.normalize_obs else obs)
         action = mean_action + inputs["noise"]
         if self.hp.clip_stored_actions:
@@ -335,9 +414,6 @@ class TD3Family(Algorithm):
         if encoder is not None:  # multi-task: padded action dimensions are never explored (stored as 0)
             action = action * encoder.action_mask(obs)
         return TensorDict({"action": action})
-
-    def _reduce_actor(self, t: torch.Tensor) -> torch.Tensor:
-        return self.ctx.all_reduce_sum("actor", t)
 
     @torch.no_grad()
     def act(self, obs: TensorDict, explore: bool) -> torch.Tensor:
@@ -362,21 +438,6 @@ class TD3Family(Algorithm):
         return transition
 
     # ---- learning -----------------------------------------------------------------------------------------------
-    def _normalized(self, batch: TensorDict, norm: nn.Module, cnorm: nn.Module | None) -> TensorDict:
-        """A shallow copy of ``batch`` with normalized observations (the caller's tensors stay untouched)."""
-        if not self.hp.normalize_obs:
-            return batch
-        out = batch.copy()
-        out["obs"], out["next_obs"] = norm(batch["obs"]), norm(batch["next_obs"])
-        if cnorm is not None:
-            out["critic_obs"], out["next_critic_obs"] = cnorm(batch["critic_obs"]), cnorm(batch["next_critic_obs"])
-        return out
-
-    def _sync(self, role: Role):
-        if self.ctx.sync_grads is None:
-            return None
-        return lambda params: self.ctx.sync_grads(role, params)
-
     def update_critic(self, batch: TensorDict) -> TensorDict:
         batch = self._normalized(batch, self.norm_for_vlearner, self.cnorm_for_vlearner)
         with self.ctx.autocast():
@@ -403,50 +464,17 @@ class TD3Family(Algorithm):
         # Every replica may alias its source: readers only need the latest value, as in FastTD3's train.py (the
         # acting policy shares the trained one's storage; the target action and the policy loss use the current
         # actor and critic).
-        out = [
-            Shared("policy>actor", self.policy, "plearner", self.policy_for_actor, "actor", True),
-            Shared("policy>vlearner", self.policy, "plearner", self.policy_for_vlearner, "vlearner", True),
-            Shared("critic>plearner", self.critic, "vlearner", self.critic_for_plearner, "plearner", True),
-            Shared("normalizer>vlearner", self.normalizer, "actor", self.norm_for_vlearner, "vlearner", True),
-            Shared("normalizer>plearner", self.normalizer, "actor", self.norm_for_plearner, "plearner", True),
-        ]
-        if self.critic_normalizer is not None:
-            out += [
-                Shared("critic_normalizer>vlearner", self.critic_normalizer, "actor", self.cnorm_for_vlearner,
-                       "vlearner", True),
-                Shared("critic_normalizer>plearner", self.critic_normalizer, "actor", self.cnorm_for_plearner,
-                       "plearner", True),
-            ]  # fmt: skip
-        return out
-
-    def deployed_modules(self) -> tuple[nn.Module, nn.Module]:
-        return self.normalizer, self.policy
+        return self.shared_core(may_alias=True)
 
     def networks(self) -> dict[str, nn.Module]:
         return {"actor": self.policy, "critic": self.critic}
 
     # ---- persistence --------------------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
-        return {
-            "actor": self.policy.state_dict(),
-            "critic": self.critic.state_dict(),
-            "critic_target": self.critic_target.state_dict(),
-            "normalizer": self.normalizer.state_dict(),
-            "critic_normalizer": None if self.critic_normalizer is None else self.critic_normalizer.state_dict(),
-            "critic_optimizer": self.critic_optimizer.state_dict(),
-            "actor_optimizer": self.actor_optimizer.state_dict(),
-            "noise_std": self.noise_std.clone(),
-            "generator": self.generator.get_state(),
-        }
+        return {**self.state_core(), "critic_target": self.critic_target.state_dict(),
+                "noise_std": self.noise_std.clone()}  # fmt: skip
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.policy.load_state_dict(state["actor"])
-        self.critic.load_state_dict(state["critic"])
+        self.load_state_core(state)
         self.critic_target.load_state_dict(state["critic_target"])
-        self.normalizer.load_state_dict(state["normalizer"])
-        if self.critic_normalizer is not None:
-            self.critic_normalizer.load_state_dict(state["critic_normalizer"])
-        self.critic_optimizer.load_state_dict(state["critic_optimizer"])
-        self.actor_optimizer.load_state_dict(state["actor_optimizer"])
         self.noise_std.copy_(state["noise_std"])
-        self.generator.set_state(state["generator"])

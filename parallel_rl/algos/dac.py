@@ -121,10 +121,7 @@ class DAC(FastTD3):
     def _act_step(self, inputs: TensorDict) -> TensorDict:
         obs = inputs["obs"]
         if self.hp.normalize_obs:
-            reduce = None if self.ctx.all_reduce_sum is None else self._reduce_actor
-            self.normalizer.update(obs, reduce)
-            if self.critic_normalizer is not None:
-                self.critic_normalizer.update(inputs["critic_obs"], reduce)
+            self.update_normalizers(inputs)
             obs = self.normalizer(obs)
         action, _, _ = self.optimistic_for_actor(obs, self.policy_for_actor(obs))
         noise = inputs["noise"] * self.hp.dac_std_multiplier

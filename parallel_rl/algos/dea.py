@@ -31,9 +31,15 @@ import torch
 from tensordict import TensorDict
 from torch import nn
 
-from parallel_rl.algos.aggregation import expected_target, loss_to_target, mean_and_disagreement, shifted_target
+from parallel_rl.algos.aggregation import (
+    ensemble_outputs,
+    expected_target,
+    loss_to_target,
+    mean_and_disagreement,
+    shifted_target,
+)
 from parallel_rl.algos.base import Context, Shared
-from parallel_rl.algos.common import critic_outputs, gradient_step, replica, smoothed_action
+from parallel_rl.algos.common import gradient_step, replica
 from parallel_rl.algos.fasttd3 import FastTD3
 from parallel_rl.nets import EnsembleCritic
 
@@ -53,13 +59,8 @@ class Coefficients(nn.Module):
 def dea_critic_loss(critic: EnsembleCritic, critic_target: EnsembleCritic, actor: nn.Module, kappa: Coefficients,
                     batch: TensorDict, hp: AgentConfig) -> tuple[torch.Tensor, torch.Tensor, TensorDict]:  # fmt: skip
     """(critic loss, loss of the directional parameters, metrics) on a normalized batch."""
-    critic_obs = batch.get("critic_obs", batch["obs"])
-    next_critic_obs = batch.get("next_critic_obs", batch["next_obs"])
+    out, target_out, _, next_delta = ensemble_outputs(critic, critic_target, actor, batch, hp)
     with torch.no_grad():
-        next_action = smoothed_action(actor(batch["next_obs"]), hp.target_noise, hp.target_noise_clip)
-    out, target_out = critic_outputs(critic, critic_target, critic_obs, batch["action"], next_critic_obs, next_action)
-    with torch.no_grad():
-        _, next_delta = mean_and_disagreement(critic.q_values(target_out))
         target = shifted_target(critic, target_out, batch["reward"], batch["discount"], kappa.critic * next_delta)
     loss = loss_to_target(critic, out, target)
     with torch.no_grad():

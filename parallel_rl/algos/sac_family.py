@@ -14,15 +14,14 @@ generator (the one draw per step that CUDA graphs capture), which the runtime sa
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 from tensordict import TensorDict
 from torch import nn
 
-from parallel_rl.algos.base import Algorithm, Context, Role, Shared
-from parallel_rl.algos.common import gradient_step, replica
+from parallel_rl.algos.base import Context, Role, Shared
+from parallel_rl.algos.common import ActorCriticScaffold, gradient_step, replica
 from parallel_rl.nets import EnsembleCritic, RunningNorm, SquashedGaussianActor
 
 if TYPE_CHECKING:
@@ -57,7 +56,7 @@ def adam(params: list[nn.Parameter], lr: float, betas: tuple[float, float], weig
                              foreach=not fused, capturable=ctx.capturable)  # fmt: skip
 
 
-class SACFamily(Algorithm):
+class SACFamily(ActorCriticScaffold):
     """Shared scaffolding; subclasses build the networks and write ``update_critic``, ``update_actor`` and
     ``critic_loss``."""
 
@@ -74,18 +73,8 @@ class SACFamily(Algorithm):
         self.policy = self.build_policy(spec.obs_dim, spec.act_dim).to(dev)
         self.critic = self.build_critic(spec.critic_obs_dim or spec.obs_dim, spec.act_dim).to(dev)
         self.temperature = Temperature(hp.alpha_init).to(dev)
-        # Replicas: the actor acts with its copy of the policy, the V-learner samples target actions from its copy,
-        # the P-learner differentiates through its copy of the critic; all of them in evaluation mode (batch
-        # renormalization uses running statistics there, as CrossQ's reference does).
-        self.policy_for_actor, self.policy_for_vlearner = replica(self.policy).eval(), replica(self.policy).eval()
-        self.critic_for_plearner = replica(self.critic).eval()
+        self.make_replicas()
         self.temperature_for_reader = replica(self.temperature)
-        self.norm_for_vlearner, self.norm_for_plearner = replica(self.normalizer), replica(self.normalizer)
-        self.cnorm_for_vlearner = self.cnorm_for_plearner = None
-        if self.critic_normalizer is not None:
-            self.cnorm_for_vlearner = replica(self.critic_normalizer)
-            self.cnorm_for_plearner = replica(self.critic_normalizer)
-        self.critic_params, self.actor_params = list(self.critic.parameters()), list(self.policy.parameters())
         betas = tuple(hp.adam_betas)
         self.critic_optimizer = adam(self.critic_params, hp.critic_lr, betas, hp.weight_decay, ctx)
         self.actor_optimizer = adam(self.actor_params, hp.actor_lr, betas, hp.weight_decay, ctx)
@@ -117,15 +106,9 @@ class SACFamily(Algorithm):
     def _act_step(self, inputs: TensorDict) -> TensorDict:
         obs = inputs["obs"]
         if self.hp.normalize_obs:
-            reduce = None if self.ctx.all_reduce_sum is None else self._reduce_actor
-            self.normalizer.update(obs, reduce)
-            if self.critic_normalizer is not None:
-                self.critic_normalizer.update(inputs["critic_obs"], reduce)
+            self.update_normalizers(inputs)
         mean, log_std = self.policy_for_actor.distribution(self.normalizer(obs) if self.hp.normalize_obs else obs)
         return TensorDict({"action": torch.tanh(mean + log_std.exp() * inputs["noise"])})
-
-    def _reduce_actor(self, t: torch.Tensor) -> torch.Tensor:
-        return self.ctx.all_reduce_sum("actor", t)
 
     @torch.no_grad()
     def act(self, obs: TensorDict, explore: bool) -> torch.Tensor:
@@ -144,21 +127,6 @@ class SACFamily(Algorithm):
         return transition
 
     # ---- helpers for the learners -------------------------------------------------------------------------------
-    def _normalized(self, batch: TensorDict, norm: nn.Module, cnorm: nn.Module | None) -> TensorDict:
-        """A shallow copy of ``batch`` with normalized observations (the caller's tensors stay untouched)."""
-        if not self.hp.normalize_obs:
-            return batch
-        out = batch.copy()
-        out["obs"], out["next_obs"] = norm(batch["obs"]), norm(batch["next_obs"])
-        if cnorm is not None:
-            out["critic_obs"], out["next_critic_obs"] = cnorm(batch["critic_obs"]), cnorm(batch["next_critic_obs"])
-        return out
-
-    def _sync(self, role: Role) -> Callable[[list[nn.Parameter]], None] | None:
-        if self.ctx.sync_grads is None:
-            return None
-        return lambda params: self.ctx.sync_grads(role, params)
-
     def alpha(self, role: Role) -> torch.Tensor:
         """The temperature as ``role`` sees it (its own, or its replica), detached."""
         module = self.temperature if role == self.temperature_writer else self.temperature_for_reader
@@ -172,23 +140,9 @@ class SACFamily(Algorithm):
     # ---- wiring -------------------------------------------------------------------------------------------------
     def shared(self) -> list[Shared]:
         reader: Role = "plearner" if self.temperature_writer == "vlearner" else "vlearner"
-        out = [
-            Shared("policy>actor", self.policy, "plearner", self.policy_for_actor, "actor"),
-            Shared("policy>vlearner", self.policy, "plearner", self.policy_for_vlearner, "vlearner"),
-            Shared("critic>plearner", self.critic, "vlearner", self.critic_for_plearner, "plearner"),
-            Shared(f"temperature>{reader}", self.temperature, self.temperature_writer, self.temperature_for_reader,
-                   reader),
-            Shared("normalizer>vlearner", self.normalizer, "actor", self.norm_for_vlearner, "vlearner"),
-            Shared("normalizer>plearner", self.normalizer, "actor", self.norm_for_plearner, "plearner"),
-        ]  # fmt: skip
-        if self.critic_normalizer is not None:
-            out += [
-                Shared("critic_normalizer>vlearner", self.critic_normalizer, "actor", self.cnorm_for_vlearner,
-                       "vlearner"),
-                Shared("critic_normalizer>plearner", self.critic_normalizer, "actor", self.cnorm_for_plearner,
-                       "plearner"),
-            ]  # fmt: skip
-        return out
+        temperature = Shared(f"temperature>{reader}", self.temperature, self.temperature_writer,
+                             self.temperature_for_reader, reader)  # fmt: skip
+        return [*self.shared_core(may_alias=False), temperature]
 
     def deployed_modules(self) -> tuple[nn.Module, nn.Module]:
         """The normalizer and the policy (deployed: ``forward`` is the deterministic tanh(mean); with batch
@@ -202,29 +156,16 @@ class SACFamily(Algorithm):
     # ---- persistence --------------------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
         return {
-            "actor": self.policy.state_dict(),
-            "critic": self.critic.state_dict(),
+            **self.state_core(),
             "temperature": self.temperature.state_dict(),
-            "normalizer": self.normalizer.state_dict(),
-            "critic_normalizer": None if self.critic_normalizer is None else self.critic_normalizer.state_dict(),
-            "critic_optimizer": self.critic_optimizer.state_dict(),
-            "actor_optimizer": self.actor_optimizer.state_dict(),
             "alpha_optimizer": self.alpha_optimizer.state_dict(),
-            "generator": self.generator.get_state(),
             "policy_generator": self.policy_generator.get_state(),
             **self.extra_state(),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.policy.load_state_dict(state["actor"])
-        self.critic.load_state_dict(state["critic"])
+        self.load_state_core(state)
         self.temperature.load_state_dict(state["temperature"])
-        self.normalizer.load_state_dict(state["normalizer"])
-        if self.critic_normalizer is not None:
-            self.critic_normalizer.load_state_dict(state["critic_normalizer"])
-        self.critic_optimizer.load_state_dict(state["critic_optimizer"])
-        self.actor_optimizer.load_state_dict(state["actor_optimizer"])
         self.alpha_optimizer.load_state_dict(state["alpha_optimizer"])
-        self.generator.set_state(state["generator"])
         self.policy_generator.set_state(state["policy_generator"])
         self.load_extra_state(state)

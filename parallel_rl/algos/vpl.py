@@ -28,9 +28,9 @@ import torch
 from tensordict import TensorDict
 from torch import nn
 
-from parallel_rl.algos.aggregation import loss_to_target, mean_and_disagreement, shifted_target
+from parallel_rl.algos.aggregation import ensemble_outputs, loss_to_target, shifted_target
 from parallel_rl.algos.base import Context
-from parallel_rl.algos.common import critic_outputs, gradient_step, smoothed_action
+from parallel_rl.algos.common import gradient_step
 from parallel_rl.algos.fasttd3 import FastTD3
 from parallel_rl.nets import EnsembleCritic
 
@@ -41,13 +41,8 @@ if TYPE_CHECKING:
 def vpl_critic_loss(critic: EnsembleCritic, critic_target: EnsembleCritic, actor: nn.Module, beta: torch.Tensor,
                     batch: TensorDict, hp: AgentConfig) -> tuple[torch.Tensor, TensorDict]:  # fmt: skip
     """Critic loss against the beta-pessimistic target on a normalized training batch."""
-    critic_obs = batch.get("critic_obs", batch["obs"])
-    next_critic_obs = batch.get("next_critic_obs", batch["next_obs"])
+    out, target_out, _, next_delta = ensemble_outputs(critic, critic_target, actor, batch, hp)
     with torch.no_grad():
-        next_action = smoothed_action(actor(batch["next_obs"]), hp.target_noise, hp.target_noise_clip)
-    out, target_out = critic_outputs(critic, critic_target, critic_obs, batch["action"], next_critic_obs, next_action)
-    with torch.no_grad():
-        _, next_delta = mean_and_disagreement(critic.q_values(target_out))
         target = shifted_target(critic, target_out, batch["reward"], batch["discount"], -beta.detach() * next_delta)
     loss = loss_to_target(critic, out, target)
     with torch.no_grad():
@@ -60,10 +55,7 @@ def pessimism_loss(critic: EnsembleCritic, critic_target: EnsembleCritic, actor:
                    val: TensorDict, hp: AgentConfig) -> torch.Tensor:  # fmt: skip
     """Squared critic-target error on a normalized validation batch, differentiable in ``beta`` only."""
     with torch.no_grad():
-        next_action = smoothed_action(actor(val["next_obs"]), hp.target_noise, hp.target_noise_clip)
-        out, target_out = critic_outputs(critic, critic_target, val.get("critic_obs", val["obs"]), val["action"],
-                                         val.get("next_critic_obs", val["next_obs"]), next_action)  # fmt: skip
-        next_mean, next_delta = mean_and_disagreement(critic.q_values(target_out))
+        out, _, next_mean, next_delta = ensemble_outputs(critic, critic_target, actor, val, hp)
         q_mean = critic.q_values(out).mean(0)
     target = val["reward"] + val["discount"] * (next_mean - beta * next_delta)
     return (q_mean - target).square().mean()
