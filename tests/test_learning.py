@@ -7,8 +7,9 @@ Budgets and thresholds (final deterministic evaluation, mean over 64 envs):
 To keep the suite's time, a run stops early once a periodic evaluation (every ``EVERY`` env steps) reaches
 ``STOP``, a margin above the threshold (``--stop-at-return``); the budget stays the limit, and the assertion is on
 the final evaluation after the stop. Seed 0, the full budgets, evaluated every 4k / 8k env steps (2-core CPU,
-issue 11's reference-matched defaults): FastTD3 pendulum -996 at 8k, -147 at 12k, -143 at 32k; PQL cartpole 79 at
-16k, 95 at 24k, 159 at 40k, 173 at 80k; FastTD3 cartpole 48 at 32k, 80 at 40k, 127 at 48k, 187 at 80k.
+issue 11's reference-matched defaults): FastTD3 pendulum -996 at 8k, -147 at 12k, -143 at 32k; PQL pendulum
+-1462 at 4k, -151 at 8k, -145 at 32k; PQL cartpole 79 at 16k, 95 at 24k, 159 at 40k, 173 at 80k; FastTD3
+cartpole 48 at 32k, 80 at 40k, 127 at 48k, 187 at 80k.
 """
 
 from __future__ import annotations
