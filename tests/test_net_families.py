@@ -255,6 +255,27 @@ def test_training_step_has_no_host_sync_or_value_branch(spec):
     torch.testing.assert_close(program.module()(obs, act).shape, critic(obs, act).shape)
 
 
+@pytest.mark.parametrize("spec", SPECS, ids=IDS)
+def test_fasttd3_small_actor_init_touches_only_a_free_output_layer(spec):
+    """--actor-init-scale (FastTD3: 0.01) re-initializes the output layer of the plain MLP and of BroNet and
+    nothing else; SimbaV2 and the normed family, whose output weights are projected to unit norm, keep their init
+    (it once hit the normed family's last batch norm, and failed on the RMS variant and SimbaV2: no module with a
+    bias)."""
+    torch.manual_seed(5)
+    plain = Actor(5, 2, spec=spec).state_dict()
+    torch.manual_seed(5)
+    small = Actor(5, 2, spec=spec, init_scale=0.01).state_dict()
+    changed = sorted(k for k in plain if not torch.equal(plain[k], small[k]))
+    if spec.arch in ("simbav2", "normed"):
+        assert changed == []
+        return
+    head = "net.head" if spec.arch == "bronet" else f"net.{len(Actor(5, 2, spec=spec).net) - 1}"
+    # BroNet's head bias starts at zero anyway (orthogonal init, zero biases); the MLP's is zeroed here.
+    assert changed == ([f"{head}.weight"] if spec.arch == "bronet" else [f"{head}.bias", f"{head}.weight"])
+    assert small[f"{head}.weight"].std().item() == pytest.approx(0.01, rel=0.5)
+    assert not small[f"{head}.bias"].any()
+
+
 def test_actor_of_every_family_exports_with_parity(tmp_path):
     """One ONNX and one TorchScript file hold the actors of every family side by side (one export, to keep the suite
     fast); each family's slice of the output must match torch within 1e-5."""
