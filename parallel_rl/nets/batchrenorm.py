@@ -24,7 +24,6 @@ def batch_norm_statistics_(
     steps: torch.Tensor,
     rate: float,
     eps: float,
-    *,
     renorm: bool,
     r_max: float = 3.0,
     d_max: float = 5.0,
@@ -42,7 +41,8 @@ def batch_norm_statistics_(
     / sigma_run, -d_max, d_max), taken from the running statistics before this batch updates them; normalizing with
     (mu_B - d sigma_B / r, sigma_B^2 / r^2) equals r x_hat + d up to eps (the references' form). The running
     variance follows the biased batch variance (CrossQ, XQC) or, with ``unbiased_running_var``, the unbiased one
-    (FlashSAC's torch BatchNorm). No host syncs and no value-dependent branches: CUDA-graph capturable.
+    (FlashSAC's torch BatchNorm). No host syncs and no value-dependent branches: CUDA-graph capturable; no
+    keyword-only arguments: TorchScript compiles it (policies are exported with it).
     """
     mean = x.mean(-2, keepdim=True)
     var = x.var(-2, keepdim=True, correction=0)
