@@ -67,9 +67,10 @@ class AgentConfig:
     normalize_obs: bool = True
     """Normalize observations with running statistics gathered from rollouts."""
     critic_arch: Literal["mlp", "bronet", "simbav2", "normed"] = "mlp"
-    """Network family of each critic (``nets.families``): the plain MLP, BRO's BroNet (residual LayerNorm blocks),
-    SimbaV2 (hyperspherical normalization, weights projected to unit norm after each step) or the bounded-norm
-    FlashSAC/XQC family (batch/RMS normalization plus unit-norm weights; see --normed-norm)."""
+    """Network family of each critic (``nets.families``; every algorithm but crossq): the plain MLP, BRO's BroNet
+    (residual LayerNorm blocks), SimbaV2 (hyperspherical normalization, weights projected to unit norm after each
+    step) or the bounded-norm FlashSAC/XQC family (batch/RMS normalization plus unit-norm weights; see
+    --normed-norm)."""
     critic_width: int | None = None
     """Hidden width of the critic family (default: the MLP's --critic-hidden, else the family's published width:
     bronet 512, simbav2 512, normed 256)."""
@@ -77,7 +78,8 @@ class AgentConfig:
     """Hidden layers (mlp) or residual blocks (families) of the critic (default: as --critic-hidden for mlp, else
     bronet 2, simbav2 2, normed 2)."""
     actor_arch: Literal["mlp", "bronet", "simbav2", "normed"] = "mlp"
-    """Network family of the actor (see --critic-arch); the deployed and exported policy uses it too."""
+    """Network family of the actor (see --critic-arch; the deterministic actors: not fastsac, crossq); the deployed
+    and exported policy uses it too."""
     actor_width: int | None = None
     """Hidden width of the actor family (default: --actor-hidden for mlp, else bronet 256, simbav2 128, normed
     128)."""
@@ -480,6 +482,12 @@ def validate(cfg: TrainConfig) -> None:
         bad("v_min", f"must be < v_max, got v_min={a.v_min}, v_max={a.v_max}")
     if a.num_critics < 1:
         bad("num_critics", f"must be >= 1, got {a.num_critics}")
+    if cfg.algo in ("fastsac", "crossq") and a.actor_arch != "mlp":
+        bad("actor_arch", f"{cfg.algo}'s Gaussian actor is an MLP (--actor-hidden); the network families serve the "
+                          f"deterministic actors of fasttd3, pql, dac, dea and vpl")  # fmt: skip
+    if cfg.algo == "crossq" and a.critic_arch != "mlp":
+        bad("critic_arch", "crossq's critic is its batch-renormalized MLP (--critic-hidden); for a batch- or "
+                           "RMS-normalized critic use --critic-arch normed with another algorithm")  # fmt: skip
     if a.actor_init_scale < 0:
         bad("actor_init_scale", f"must be >= 0 (0 = PyTorch's default init), got {a.actor_init_scale}")
     if not 0 <= a.std_min <= a.std_max:

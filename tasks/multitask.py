@@ -91,7 +91,7 @@ def combine_presets(subs: Sequence[str], presets_of: Callable[[str], dict[str, d
     for algo in set.intersection(*(set(p) for p in per_task)):
         names = set.intersection(*(set(p[algo]) for p in per_task))
         out[algo] = {n: _combine([p[algo][n] for p in per_task]) for n in sorted(names)}
-        if "default" in out[algo]:
+        if "default" in out[algo] and algo != "crossq":  # crossq's critic is its batch-renormalized MLP
             out[algo]["brc"] = merge(out[algo]["default"], BRC)
     return out
 

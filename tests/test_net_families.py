@@ -9,7 +9,15 @@ import math
 import pytest
 import torch
 
-from parallel_rl.nets import Actor, DeployedPolicy, EnsembleCritic, NetSpec, RunningNorm, build_ensemble_net
+from parallel_rl.nets import (
+    Actor,
+    BatchRenorm,
+    DeployedPolicy,
+    EnsembleCritic,
+    NetSpec,
+    RunningNorm,
+    build_ensemble_net,
+)
 from parallel_rl.nets.families import EnsembleBroNet, EnsembleNormedNet, EnsembleSimbaV2
 from parallel_rl.nets.norms import (
     EnsembleBatchNorm,
@@ -164,6 +172,79 @@ def test_batch_renorm_statistics_match_a_hand_computation():
     torch.testing.assert_close(plain.running_var.view(2), 0.75 + 0.25 * var * 4 / 3)
 
 
+def _batch_renorm_by_brute_force(xs, rate, eps, r_max, d_max, warmup, renorm, unbiased):
+    """Ioffe's algorithm one member and one feature at a time, in float64 Python: the normalized outputs (before the
+    affine) of each call and the running (mean, var) after it."""
+    members, _, dim = xs[0].shape
+    rm = [[0.0] * dim for _ in range(members)]
+    rv = [[1.0] * dim for _ in range(members)]
+    outs, stats = [], []
+    for step, x in enumerate(xs):
+        out = torch.zeros(x.shape, dtype=torch.float64)
+        for m in range(members):
+            for j in range(dim):
+                col = [float(v) for v in x[m, :, j]]
+                n = len(col)
+                mu = sum(col) / n
+                var = sum((c - mu) ** 2 for c in col) / n
+                norm_mu, norm_var = mu, var
+                if renorm and step >= warmup:
+                    sd_run = math.sqrt(rv[m][j] + eps)
+                    r = min(max(math.sqrt(var + eps) / sd_run, 1 / r_max), r_max)
+                    d = min(max((mu - rm[m][j]) / sd_run, -d_max), d_max)
+                    norm_mu, norm_var = mu - d * math.sqrt(var) / r, var / r**2
+                for i, c in enumerate(col):
+                    out[m, i, j] = (c - norm_mu) / math.sqrt(norm_var + eps)
+                rm[m][j] += rate * (mu - rm[m][j])
+                rv[m][j] += rate * ((var * n / (n - 1) if unbiased else var) - rv[m][j])
+        outs.append(out)
+        stats.append((torch.tensor(rm, dtype=torch.float64), torch.tensor(rv, dtype=torch.float64)))
+    return outs, stats
+
+
+@pytest.mark.parametrize("renorm", [True, False], ids=["renorm", "batch"])
+def test_one_batch_renorm_core_serves_crossq_and_the_normed_family(renorm):
+    """CrossQ's BatchRenorm and the normed family's EnsembleBatchNorm share ``batch_norm_statistics_``: over calls
+    that cross the warm-up and exercise both clips, their outputs, input gradients and running statistics agree to
+    1e-6 with each other and with a float64 brute force (plain batch norm: also with torch's own batch_norm)."""
+    members, batch, dim, warmup, rate = 2, 16, 3, 2, 0.2
+    gen = torch.Generator().manual_seed(7)
+    # Means and spreads drift every call: after the warm-up r and d are clipped for about half the features and
+    # not for the others (r 14 of 24, d 11 of 24), so both branches of both clips act.
+    xs = [torch.randn(members, batch, dim, generator=gen) * (1 + 0.3 * k) + 0.2 * k for k in range(6)]
+    kw = dict(eps=1e-3, r_max=1.5, d_max=0.5, warmup_steps=warmup)
+    layers = [EnsembleBatchNorm(members, dim, momentum=rate, renorm=renorm, **kw)]
+    if renorm:
+        layers.append(BatchRenorm(dim, members=members, momentum=1 - rate, **kw))  # flax momentum convention
+    expected, stats = _batch_renorm_by_brute_force(xs, rate, 1e-3, 1.5, 0.5, warmup, renorm, unbiased=not renorm)
+    results = []
+    for layer in layers:
+        outs, grads, running = [], [], []
+        for x in xs:
+            x = x.clone().requires_grad_(True)
+            y = layer(x)
+            (y * torch.linspace(-1, 1, y.numel()).view_as(y)).sum().backward()
+            outs.append(y.detach())
+            grads.append(x.grad)
+            running.append((layer.running_mean.clone(), layer.running_var.clone()))
+        for y, want, (mean, var), (want_mean, want_var) in zip(outs, expected, running, stats):
+            torch.testing.assert_close(y.double(), want, atol=1e-6, rtol=1e-6)
+            torch.testing.assert_close(mean.double().view(members, dim), want_mean, atol=1e-6, rtol=1e-6)
+            torch.testing.assert_close(var.double().view(members, dim), want_var, atol=1e-6, rtol=1e-6)
+        results.append((outs, grads))
+    if renorm:
+        (outs_a, grads_a), (outs_b, grads_b) = results
+        for a, b in zip(outs_a + grads_a, outs_b + grads_b):
+            torch.testing.assert_close(a, b, atol=1e-6, rtol=0)
+    else:  # torch's batch norm, member by member: the same outputs and (unbiased) running variance
+        rm, rv = torch.zeros(members, dim), torch.ones(members, dim)
+        for x, y in zip(xs, results[0][0]):
+            for m in range(members):
+                ref = torch.nn.functional.batch_norm(x[m], rm[m], rv[m], training=True, momentum=rate, eps=1e-3)
+                torch.testing.assert_close(y[m], ref, atol=1e-6, rtol=1e-6)
+        torch.testing.assert_close(layers[0].running_var.view(members, dim), rv, atol=1e-6, rtol=1e-6)
+
+
 @pytest.mark.parametrize("spec", SPECS[1:], ids=IDS[1:])
 def test_training_step_has_no_host_sync_or_value_branch(spec):
     """torch.export traces symbolically and fails on .item(), data-dependent control flow and host reads: what
@@ -172,6 +253,27 @@ def test_training_step_has_no_host_sync_or_value_branch(spec):
     obs, act = torch.randn(16, 6), torch.randn(16, 2)
     program = torch.export.export(critic, (obs, act))
     torch.testing.assert_close(program.module()(obs, act).shape, critic(obs, act).shape)
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=IDS)
+def test_fasttd3_small_actor_init_touches_only_a_free_output_layer(spec):
+    """--actor-init-scale (FastTD3: 0.01) re-initializes the output layer of the plain MLP and of BroNet and
+    nothing else; SimbaV2 and the normed family, whose output weights are projected to unit norm, keep their init
+    (it once hit the normed family's last batch norm, and failed on the RMS variant and SimbaV2: no module with a
+    bias)."""
+    torch.manual_seed(5)
+    plain = Actor(5, 2, spec=spec).state_dict()
+    torch.manual_seed(5)
+    small = Actor(5, 2, spec=spec, init_scale=0.01).state_dict()
+    changed = sorted(k for k in plain if not torch.equal(plain[k], small[k]))
+    if spec.arch in ("simbav2", "normed"):
+        assert changed == []
+        return
+    head = "net.head" if spec.arch == "bronet" else f"net.{len(Actor(5, 2, spec=spec).net) - 1}"
+    # BroNet's head bias starts at zero anyway (orthogonal init, zero biases); the MLP's is zeroed here.
+    assert changed == ([f"{head}.weight"] if spec.arch == "bronet" else [f"{head}.bias", f"{head}.weight"])
+    assert small[f"{head}.weight"].std().item() == pytest.approx(0.01, rel=0.5)
+    assert not small[f"{head}.bias"].any()
 
 
 def test_actor_of_every_family_exports_with_parity(tmp_path):

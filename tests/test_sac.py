@@ -4,6 +4,7 @@ and gradients against torchrl's ``SACLoss`` on identical networks and batches.""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import pytest
@@ -181,6 +182,38 @@ def test_crossq_critic_uses_one_joint_pass_and_diagnostic_loss_has_no_side_effec
     assert calls == [torch.Size([2, 64, 1])]  # (s, a) and (s', a') together: 2 members x (32 + 32)
     brn = [m for m in algo.critic.modules() if isinstance(m, BatchRenorm)]
     assert all(m.steps.item() == 1 for m in brn)  # the diagnostic pass restored its counter: one training pass
+
+
+# ---- network families in FastSAC's critic (--critic-arch) -----------------------------------------------------------
+@pytest.mark.parametrize("norm", ["batch", "rms"])
+def test_fastsac_family_critic_is_built_projected_and_sees_batch_statistics_jointly(norm):
+    from parallel_rl.nets.families import EnsembleNormedNet
+    from parallel_rl.nets.norms import EnsembleUnitLinear
+
+    algo = make(FastSAC, normalize_obs=False, critic_arch="normed", critic_width=8, critic_depth=1, normed_norm=norm,
+                critic_lr=0.05)  # fmt: skip
+    assert isinstance(algo.critic.net, EnsembleNormedNet) and isinstance(algo.critic_target.net, EnsembleNormedNet)
+    calls = []
+    handle = algo.critic.register_forward_hook(lambda m, i, o: calls.append(o.shape))
+    algo.update_critic(random_batch(n=32))
+    handle.remove()
+    # batch norm: (s, a) and (s', a') in one pass of 2 x 32; RMS norm (no batch statistics): (s, a) alone
+    assert calls == [torch.Size([2, 64 if norm == "batch" else 32, 1])]
+    for net in (algo.critic, algo.critic_target):  # projected after the step and after the soft update
+        for m in net.modules():
+            if isinstance(m, EnsembleUnitLinear):
+                norms = m.weight.norm(dim=1)
+                torch.testing.assert_close(norms, torch.ones_like(norms))
+
+
+def test_sac_family_rejects_network_families_it_does_not_build():
+    from parallel_rl.config import ConfigError, TrainConfig, validate
+
+    for algo, field in [("fastsac", "actor_arch"), ("crossq", "actor_arch"), ("crossq", "critic_arch")]:
+        cfg = TrainConfig(algo=algo)
+        cfg = dataclasses.replace(cfg, agent=dataclasses.replace(cfg.agent, **{field: "bronet"}))
+        with pytest.raises(ConfigError, match=f"--{field.replace('_', '-')}: {algo}"):
+            validate(cfg)
 
 
 # ---- torchrl oracle: the scalar-critic SAC losses ------------------------------------------------------------------

@@ -18,6 +18,10 @@ Read from holosoma's ``agents/fast_sac`` (fast_sac.py, fast_sac_agent.py) and ``
 
 A scalar critic (``num_atoms = 1``) trains by 0.5 * squared error against r + gamma^n (Q'(s', a') - alpha log pi);
 the torchrl test oracle checks that form against ``torchrl.objectives.SACLoss``.
+
+``--critic-arch bronet|simbav2|normed`` replaces the critic MLP by that family (``nets.families``; BRO and FlashSAC
+were published with SAC): weights projected after every critic step and soft update, and a critic normalized by
+batch statistics sees (s, a) and (s', a') in one pass, as in FastTD3. The Gaussian actor stays an MLP.
 """
 
 from __future__ import annotations
@@ -31,12 +35,14 @@ from torch import nn
 from parallel_rl.algos.common import (
     categorical_projection,
     clipped_double_q_distribution,
+    critic_outputs,
     gradient_step,
     replica,
     soft_update,
 )
 from parallel_rl.algos.sac_family import SACFamily, adam
-from parallel_rl.nets import EnsembleCritic, SquashedGaussianActor
+from parallel_rl.nets import EnsembleCritic, SquashedGaussianActor, resolve_spec
+from parallel_rl.nets.norms import has_projection, project_weights_
 
 
 class FastSAC(SACFamily):
@@ -57,8 +63,10 @@ class FastSAC(SACFamily):
 
     def build_critic(self, obs_dim: int, act_dim: int) -> EnsembleCritic:
         hp = self.hp
+        arch = resolve_spec("critic", hp.critic_arch, hp.critic_width, hp.critic_depth, tuple(hp.critic_hidden),
+                            hp.activation, hp.normed_norm)  # fmt: skip
         return EnsembleCritic(obs_dim, act_dim, hp.critic_hidden, hp.num_atoms, hp.v_min, hp.v_max, hp.num_critics,
-                              hp.activation, norm="layer" if hp.layer_norm else "none")  # fmt: skip
+                              hp.activation, spec=arch, norm="layer" if hp.layer_norm else "none")  # fmt: skip
 
     def build_alpha_optimizer(self, params: list[nn.Parameter]) -> torch.optim.Optimizer:
         return adam(params, self.hp.alpha_lr, tuple(self.hp.adam_betas), 0.01, self.ctx)
@@ -73,7 +81,10 @@ class FastSAC(SACFamily):
         reward, discount = batch["reward"], batch["discount"]
         with torch.no_grad():
             next_action, next_log_prob = self.policy_for_vlearner.sample(batch["next_obs"])
-            target_out = self.critic_target(next_critic_obs, next_action)  # [members, B, atoms]
+        # [members, B, atoms] each; one joint pass for a critic normalized by batch statistics
+        out, target_out = critic_outputs(critic, self.critic_target, critic_obs, batch["action"], next_critic_obs,
+                                         next_action)  # fmt: skip
+        with torch.no_grad():
             alpha = self.alpha("vlearner")
             if critic.distributional:
                 soft_reward = reward - discount * alpha * next_log_prob
@@ -89,7 +100,6 @@ class FastSAC(SACFamily):
                 if hp.sac_target == "min":
                     next_q = next_q.min(dim=0, keepdim=True).values
                 target = reward + discount * (next_q - alpha * next_log_prob)  # [members or 1, B]
-        out = critic(critic_obs, batch["action"])
         if critic.distributional:
             loss = -(target * torch.log_softmax(out, dim=-1)).sum(-1).mean(-1).sum()
         else:
@@ -116,7 +126,11 @@ class FastSAC(SACFamily):
             loss, metrics, next_log_prob = self._critic_loss(batch)
         gradient_step(loss, self.critic_optimizer, self.critic_params, self.hp.max_grad_norm, self._sync("vlearner"))
         metrics["alpha_loss"] = self.temperature_step(next_log_prob, "vlearner")
+        if has_projection(self.critic):  # SimbaV2, normed: unit-norm weights, the target's too after averaging
+            project_weights_(self.critic)
         soft_update(self.critic_target, self.critic, self.hp.tau)
+        if has_projection(self.critic_target):
+            project_weights_(self.critic_target)
         return metrics.float()
 
     def update_actor(self, batch: TensorDict) -> TensorDict:

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from parallel_rl.nets.families import NetSpec, build_ensemble_net
+from parallel_rl.nets.families import NetSpec, build_ensemble_net, free_output_layer
 from parallel_rl.nets.mlp import mlp
 from parallel_rl.nets.normalizer import RunningNorm
 
@@ -34,9 +34,10 @@ class Actor(nn.Module):
         else:
             self.net = mlp(obs_dim, [spec.width] * spec.depth if spec else hidden, act_dim, spec.act if spec else act)
         if init_scale > 0:  # FastTD3's output init: small weights, zero bias, so initial actions are near 0
-            last = [m for m in self.net.modules() if isinstance(getattr(m, "bias", None), torch.Tensor)][-1]
-            nn.init.normal_(last.weight, 0.0, init_scale)
-            nn.init.zeros_(last.bias)
+            last = free_output_layer(self.net)
+            if last is not None:
+                nn.init.normal_(last.weight, 0.0, init_scale)
+                nn.init.zeros_(last.bias)
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         out = self.net(obs)

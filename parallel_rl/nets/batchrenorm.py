@@ -17,6 +17,57 @@ import torch
 from torch import nn
 
 
+def batch_norm_statistics_(
+    x: torch.Tensor,
+    running_mean: torch.Tensor,
+    running_var: torch.Tensor,
+    steps: torch.Tensor,
+    rate: float,
+    eps: float,
+    renorm: bool,
+    r_max: float = 3.0,
+    d_max: float = 5.0,
+    warmup_steps: int = 0,
+    unbiased_running_var: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Training-mode batch (re)normalization statistics over the batch axis (-2); the one implementation behind
+    CrossQ's ``BatchRenorm`` and the normed family's ``nets.norms.EnsembleBatchNorm``.
+
+    Returns the (mean, var) to normalize ``x`` with, ``(x - mean) / sqrt(var + eps)``, and updates the running
+    statistics in place, ``running <- running + rate (batch - running)``; ``steps`` (a scalar or one count per
+    member, [members]) counts training calls. Plain batch norm (``renorm=False``, or while ``steps < warmup_steps``)
+    normalizes with the batch statistics. Batch renormalization (Ioffe 2017) corrects them towards the running
+    ones with the stop-gradient factors r = clip(sigma_B / sigma_run, 1/r_max, r_max) and d = clip((mu_B - mu_run)
+    / sigma_run, -d_max, d_max), taken from the running statistics before this batch updates them; normalizing with
+    (mu_B - d sigma_B / r, sigma_B^2 / r^2) equals r x_hat + d up to eps (the references' form). The running
+    variance follows the biased batch variance (CrossQ, XQC) or, with ``unbiased_running_var``, the unbiased one
+    (FlashSAC's torch BatchNorm). No host syncs and no value-dependent branches: CUDA-graph capturable; no
+    keyword-only arguments: TorchScript compiles it (policies are exported with it).
+    """
+    mean = x.mean(-2, keepdim=True)
+    var = x.var(-2, keepdim=True, correction=0)
+    norm_mean, norm_var = mean, var
+    if renorm:
+        with torch.no_grad():
+            running_std = torch.sqrt(running_var + eps)
+            r = (torch.sqrt(var + eps) / running_std).clamp(1.0 / r_max, r_max)
+            d = ((mean - running_mean) / running_std).clamp(-d_max, d_max)
+            warmed = (steps >= warmup_steps).to(x.dtype)
+            if warmed.dim() == 1:  # one count per member: broadcast over [members, batch, dim]
+                warmed = warmed.view(-1, 1, 1)
+        norm_var = warmed * (var / r.square()) + (1.0 - warmed) * var
+        norm_mean = warmed * (mean - d * torch.sqrt(var) / r) + (1.0 - warmed) * mean
+    running_var_target = var
+    if unbiased_running_var:
+        n = x.shape[-2]
+        running_var_target = var * (n / max(n - 1, 1))
+    with torch.no_grad():
+        running_mean.lerp_(mean.detach().to(running_mean.dtype), rate)
+        running_var.lerp_(running_var_target.detach().to(running_var.dtype), rate)
+        steps.add_(1)
+    return norm_mean, norm_var
+
+
 class BatchRenorm(nn.Module):
     """Batch renormalization over the batch axis (-2) of [..., batch, dim] inputs.
 
@@ -25,6 +76,9 @@ class BatchRenorm(nn.Module):
 
     ``momentum`` is the reference's: running <- momentum * running + (1 - momentum) * batch (flax convention).
     ``steps`` counts training forward passes; renormalization (r, d) applies once ``steps >= warmup_steps``.
+    The math is ``batch_norm_statistics_`` (shared with the normed family's ``nets.norms.EnsembleBatchNorm``), with
+    the statistics in float32 under bf16 autocast; this class keeps CrossQ's flax momentum convention, its optional
+    member axis and its checkpoint layout (one scalar step count).
     """
 
     def __init__(
@@ -54,24 +108,11 @@ class BatchRenorm(nn.Module):
             x = x.unsqueeze(0).expand(self.members, -1, -1)
         if not self.training:
             mean, var = self.running_mean, self.running_var
-        else:
-            x32 = x.float()
-            batch_mean = x32.mean(-2, keepdim=True)
-            batch_var = x32.var(-2, unbiased=False, keepdim=True)
-            with torch.no_grad():
-                running_std = torch.sqrt(self.running_var + self.eps)
-                r = (torch.sqrt(batch_var + self.eps) / running_std).clamp(1.0 / self.r_max, self.r_max)
-                d = ((batch_mean - self.running_mean) / running_std).clamp(-self.d_max, self.d_max)
-                warmed_up = (self.steps >= self.warmup_steps).to(x32.dtype)
-            # The reference's form: normalizing with (mean - d*std/r, var/r^2) equals r*x_hat + d (up to eps).
-            renorm_var = batch_var / r.square()
-            renorm_mean = batch_mean - d * torch.sqrt(batch_var) / r
-            var = warmed_up * renorm_var + (1.0 - warmed_up) * batch_var
-            mean = warmed_up * renorm_mean + (1.0 - warmed_up) * batch_mean
-            with torch.no_grad():
-                self.running_mean.lerp_(batch_mean.detach(), 1.0 - self.momentum)
-                self.running_var.lerp_(batch_var.detach(), 1.0 - self.momentum)
-                self.steps.add_(1)
+        else:  # statistics in float32 even under bf16 autocast
+            mean, var = batch_norm_statistics_(
+                x.float(), self.running_mean, self.running_var, self.steps, 1.0 - self.momentum, self.eps,
+                renorm=True, r_max=self.r_max, d_max=self.d_max, warmup_steps=self.warmup_steps,
+            )  # fmt: skip
         out = (x - mean) * torch.rsqrt(var + self.eps)
         return (out * self.weight + self.bias).to(x.dtype)
 

@@ -261,6 +261,20 @@ class EnsembleNormedNet(nn.Module):
         return self.head(self.features(x)) + self.head_bias
 
 
+def free_output_layer(net: nn.Module) -> nn.Module | None:
+    """The output layer of ``net`` whose weight scale is free (FastTD3's small actor init, ``--actor-init-scale``,
+    applies to it): the last linear layer of a plain MLP, BroNet's head. None for SimbaV2 and the normed family:
+    their output weights are projected to unit norm after every step, so a small init would be undone by the first
+    projection; they keep their published init (output bias zero). Looking for "the last module with a bias"
+    instead would pick a normalization layer of the normed family (or find none)."""
+    if isinstance(net, EnsembleBroNet):
+        return net.head
+    if isinstance(net, (EnsembleSimbaV2, EnsembleNormedNet)):
+        return None
+    linears = [m for m in net.modules() if isinstance(m, (nn.Linear, EnsembleLinear))]
+    return linears[-1] if linears else None
+
+
 def build_ensemble_net(spec: NetSpec, members: int, in_dim: int, out_dim: int) -> nn.Module:
     """``spec``'s network as ``members`` stacked copies: [B, in] or [members, B, in] -> [members, B, out]."""
     if spec.arch == "mlp":

@@ -15,6 +15,8 @@ import math
 import torch
 from torch import nn
 
+from parallel_rl.nets.batchrenorm import batch_norm_statistics_
+
 EPS = 1e-8
 
 
@@ -91,14 +93,14 @@ class EnsembleBatchNorm(nn.Module):
 
     - ``renorm=False``: FlashSAC's BatchNorm (momentum 0.01, eps 1e-5; running variance unbiased).
     - ``renorm=True``: CrossQ/XQC's Batch Renormalization (flax momentum 0.99 = ours 0.01, eps 1e-3, r_max 3,
-      d_max 5): during the first ``warmup_steps`` training calls it is plain batch norm; afterwards the batch
-      statistics are corrected towards the running ones by the stop-gradient factors
-      r = clip(sigma_B / sigma_run, 1/r_max, r_max), d = clip((mu_B - mu_run) / sigma_run, -d_max, d_max), computed
-      from the running statistics *before* this batch updates them (running variance biased, as in the reference).
+      d_max 5): plain batch norm during the first ``warmup_steps`` training calls, then batch statistics corrected
+      towards the running ones (running variance biased, as in the reference).
 
-    In training mode the running statistics are updated in place (``running = (1 - momentum) running + momentum
-    batch``); in eval mode they normalize. With ``bounded`` the affine (gain, bias) is rescaled to norm sqrt(d)
-    after each step (FlashSAC's UnitBatchNorm).
+    The training-mode math is ``nets.batchrenorm.batch_norm_statistics_``, shared with CrossQ's ``BatchRenorm``
+    (this layer takes torch's momentum convention, keeps one step count per member, always has the member axis
+    and adds the bounded affine). In training mode the running statistics are updated in place (``running =
+    (1 - momentum) running + momentum batch``); in eval mode they normalize. With ``bounded`` the affine (gain,
+    bias) is rescaled to norm sqrt(d) after each step (FlashSAC's UnitBatchNorm).
     """
 
     def __init__(
@@ -133,24 +135,10 @@ class EnsembleBatchNorm(nn.Module):
         if not self.training:
             x = (x - self.running_mean) * torch.rsqrt(self.running_var + self.eps)
             return x * self.weight + self.bias
-        mean = x.mean(dim=1, keepdim=True)
-        var = x.var(dim=1, keepdim=True, correction=0)
-        if self.renorm:
-            ra_std = torch.sqrt(self.running_var + self.eps)
-            r = (torch.sqrt(var + self.eps) / ra_std).detach().clamp(1.0 / self.r_max, self.r_max)
-            d = ((mean - self.running_mean) / ra_std).detach().clamp(-self.d_max, self.d_max)
-            warmed = (self.steps >= self.warmup_steps).to(x.dtype).view(-1, 1, 1)
-            norm_var = warmed * (var / r.square()) + (1.0 - warmed) * var
-            norm_mean = warmed * (mean - d * torch.sqrt(var) / r) + (1.0 - warmed) * mean
-            running_var_update = var
-        else:
-            norm_mean, norm_var = mean, var
-            n = x.shape[1]
-            running_var_update = var * (n / max(n - 1, 1))
-        with torch.no_grad():
-            self.running_mean.lerp_(mean.detach().to(self.running_mean.dtype), self.momentum)
-            self.running_var.lerp_(running_var_update.detach().to(self.running_var.dtype), self.momentum)
-            self.steps.add_(1)
+        norm_mean, norm_var = batch_norm_statistics_(
+            x, self.running_mean, self.running_var, self.steps, self.momentum, self.eps, renorm=self.renorm,
+            r_max=self.r_max, d_max=self.d_max, warmup_steps=self.warmup_steps, unbiased_running_var=not self.renorm,
+        )  # fmt: skip
         x = (x - norm_mean) * torch.rsqrt(norm_var + self.eps)
         return x * self.weight + self.bias
 
