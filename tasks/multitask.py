@@ -99,11 +99,12 @@ def combine_presets(subs: Sequence[str], presets_of: Callable[[str], dict[str, d
 #: BRC (Nauman et al. 2025, "Bigger, Regularized, Categorical"): a wide BroNet critic (residual LayerNorm blocks,
 #: ``nets.families``) trained by cross-entropy on a 101-bin categorical value distribution, conditioned on learnable
 #: task embeddings, tasks sampled evenly. Width 4096 is the top of the BRO/BRC range (512 -> 4096, see
-#: shared/REFERENCE.md), depth 2 BRO's. Not BRC's: its adaptive per-task reward normalization (by the largest
-#: Monte-Carlo return seen); here each task keeps the fixed reward scale of its own preset.
+#: shared/REFERENCE.md), depth 2 BRO's. With BRC's adaptive per-task reward normalization (every task's largest
+#: |discounted return| scaled to v_max, ``algos/reward_normalization.py``) on BRC's support [-10, 10].
 BRC: dict[str, Any] = {
     "agent": {"critic_arch": "bronet", "critic_width": 4096, "critic_depth": 2, "num_atoms": 101,
-              "task_embedding_dim": 32, "weight_decay": 0.1},
+              "task_embedding_dim": 32, "weight_decay": 0.1, "reward_normalization": "brc", "v_min": -10.0,
+              "v_max": 10.0},
     "buffer": {"task_balanced_sampling": True},
 }  # fmt: skip
 
