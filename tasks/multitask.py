@@ -8,7 +8,8 @@ CartpoleBalance``: a part with ``=`` and no ``:`` is an option of the task befor
 
 Presets combine the sub-tasks' presets of the same algorithm and name: envs, env steps and critic updates per env
 step add up (the multi-task agent gets the single-task runs' data and updates together), the discount is the
-largest, the value support covers every task's, and each task keeps its own reward scale (``task_reward_scales``).
+largest, the value support covers every task's (each task's stretched by (1 - gamma_k) / (1 - gamma) for the shared
+discount), and each task keeps its own reward scale (``task_reward_scales``).
 """
 
 from __future__ import annotations
@@ -117,9 +118,16 @@ def _combine(presets: list[dict[str, Any]]) -> dict[str, Any]:
     agent: dict[str, Any] = {}
     for p in reversed(presets):  # networks and the other agent knobs: the first task's, then overridden below
         agent.update(p.get("agent", {}))
-    agent["gamma"] = max(get(p, "agent", "gamma", 0.99) for p in presets)
-    agent["v_min"] = min(get(p, "agent", "v_min", -10.0) for p in presets)
-    agent["v_max"] = max(get(p, "agent", "v_max", 10.0) for p in presets)
+    gamma = max(get(p, "agent", "gamma", 0.99) for p in presets)
+    agent["gamma"] = gamma
+
+    def horizon(p: dict[str, Any]) -> float:
+        """How much a task's values grow under the shared discount: (1 - gamma_k) / (1 - gamma) (a task's support
+        bounds values of about r / (1 - gamma_k); reacher3's [-45, 1] at 0.97 becomes [-135, 3] at 0.99)."""
+        return (1 - get(p, "agent", "gamma", 0.99)) / (1 - gamma) if gamma < 1 else 1.0
+
+    agent["v_min"] = min(get(p, "agent", "v_min", -10.0) * horizon(p) for p in presets)
+    agent["v_max"] = max(get(p, "agent", "v_max", 10.0) * horizon(p) for p in presets)
     agent["std_min"] = min(get(p, "agent", "std_min", 0.001) for p in presets)
     agent["std_max"] = max(get(p, "agent", "std_max", 0.4) for p in presets)
     agent["task_reward_scales"] = tuple(get(p, "agent", "reward_scale", 1.0) for p in presets)

@@ -41,7 +41,7 @@ MULTI = "multi:" + ",".join(TASKS)
 HELD_OUT = "cartpole-balance"
 #: Flags of each multi-task variant (and of the transfer runs that start from it).
 VARIANTS = {
-    "fixed": ["--v-min", "-50", "--v-max", "101"],  # the multi-task preset's union of the tasks' supports
+    "fixed": ["--v-min", "-135", "--v-max", "101"],  # the multi-task preset's union of the supports at gamma 0.99
     "brc": ["--reward-normalization", "brc", "--v-min", "-10", "--v-max", "10"],
 }
 
