@@ -24,10 +24,10 @@ def test_bounds_and_factors_by_hand():
     """gamma 0.5; envs 0, 1 run task 0, env 2 task 1.
     Step 1-2: env 0 earns [1, 2] and terminates: G = (1 + 0.5 * 2, 2) = (2, 2). Env 1 earns [-4, 0] and is truncated:
     B = mean / (1 - gamma) = -4, G_1 = 0 + 0.5 * -4 = -2, G_0 = -4 + 0.5 * -2 = -5. Task 0: low -5, high 2, M = 5,
-    factor v_max / M = 10 / 5 = 2. Env 2 (task 1) earns [3, 1] and goes on: provisionally truncated, B = 2 / 0.5 = 4,
-    G = (3 + 0.5 * 3, 1 + 0.5 * 4) = (4.5, 3): factor 10 / 4.5.
-    Step 3: env 0 earns 10 and terminates at once (G = 10, a new high: M = 10, factor 1); env 2 earns 0: rewards
-    [3, 1, 0], B = (4 / 3) / 0.5 = 8 / 3, G_2 = 4 / 3, G_1 = 1 + 2 / 3 = 5 / 3, G_0 = 3 + 5 / 6 = 23 / 6."""
+    factor v_max / M = 10 / 5 = 2. Env 2 (task 1) earns [3, 1] and goes on: task 1 has no finished episode, factor 0.
+    Step 3: env 0 earns 10 and terminates at once (G = 10, a new high: M = 10, factor 1); env 2 earns 0 and is
+    truncated: rewards [3, 1, 0], B = (4 / 3) / 0.5 = 8 / 3, G_2 = 4 / 3, G_1 = 1 + 2 / 3 = 5 / 3,
+    G_0 = 3 + 5 / 6 = 23 / 6: task 1's factor 10 / (23 / 6)."""
     tracker = ReturnScaleTracker(num_envs=3, num_tasks=2, max_episode_steps=4, gamma=0.5, device="cpu")
     task = [0, 0, 1]
     bounds = tracker.bounds
@@ -35,11 +35,11 @@ def test_bounds_and_factors_by_hand():
     step(tracker, [1.0, -4.0, 3.0], [F, F, F], [F, F, F], task)
     step(tracker, [2.0, 0.0, 1.0], [T, F, F], [F, T, F], task)
     assert bounds.low.tolist() == [-5.0, float("inf")] and bounds.high.tolist() == [2.0, float("-inf")]
-    assert bounds.reward_factor(torch.tensor([0, 1, 0]), 10.0).tolist() == pytest.approx([2.0, 10 / 4.5, 2.0])
-    step(tracker, [10.0, -1.0, 0.0], [T, F, F], [F, F, F], task)
-    assert bounds.low.tolist() == [-5.0, float("inf")] and bounds.high.tolist() == [10.0, float("-inf")]
+    assert bounds.reward_factor(torch.tensor([0, 1, 0]), 10.0).tolist() == pytest.approx([2.0, 0.0, 2.0])
+    step(tracker, [10.0, -1.0, 0.0], [T, F, F], [F, F, T], task)
+    assert bounds.low.tolist() == pytest.approx([-5.0, 4 / 3]) and bounds.high.tolist() == pytest.approx([10.0, 23 / 6])
     assert bounds.reward_factor(torch.tensor([0, 1]), 10.0).tolist() == pytest.approx([1.0, 10 / (23 / 6)])
-    assert tracker.lengths.tolist() == [0, 1, 3]  # env 0 reset twice, env 1 once, env 2 never
+    assert tracker.lengths.tolist() == [0, 1, 0]  # env 0 reset twice, env 1 and env 2 once
 
 
 def test_returns_to_go_match_a_loop():

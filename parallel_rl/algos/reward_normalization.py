@@ -14,10 +14,9 @@ BRC's SAC version (``- alpha * target_entropy / (2 (1 - gamma))`` in M_k) is zer
 actors this is used with. M_k only grows (a running max), and it rescales every stored reward at sampling time, so
 the whole buffer always shares the current scale.
 
-Differences from the official code, both documented: (1) until a task finishes its first episode, the official
-factor is 0 (M_k = inf); here M_k is provisionally computed from the task's episodes in progress, treated as
-truncated, so learning can start before the first episode ends; (2) an episode that both terminates and is
-truncated does not bootstrap (the official code bootstraps whenever ``truncate`` is set).
+As in the official code, a task's factor is 0 until it finishes its first episode (M_k = inf: its rewards count as
+0 until then). One difference: an episode that both terminates and is truncated does not bootstrap (the official
+code bootstraps whenever ``truncate`` is set).
 
 Ownership: the actor role tracks the rollouts' rewards (``ReturnScaleTracker.observe``) and owns ``bounds``; the
 V-learner reads a replica of ``bounds`` (``reward_factor``) to scale its batch.
@@ -35,25 +34,20 @@ _MAX_LOG_DISCOUNT = 600.0
 
 
 class ReturnBounds(nn.Module):
-    """Per task: the lowest and highest discounted return-to-go seen in finished episodes (``low``, ``high``) and
-    the provisional ones of episodes in progress, used while a task has finished none."""
+    """Per task: the lowest and highest discounted return-to-go seen in finished episodes (``low``, ``high``)."""
 
     def __init__(self, num_tasks: int) -> None:
         super().__init__()
         self.register_buffer("low", torch.full((num_tasks,), math.inf))
         self.register_buffer("high", torch.full((num_tasks,), -math.inf))
-        self.register_buffer("provisional_low", torch.full((num_tasks,), math.inf))
-        self.register_buffer("provisional_high", torch.full((num_tasks,), -math.inf))
 
     def scale(self) -> torch.Tensor:
-        """M_k per task: max(high, |low|) of finished episodes, else of episodes in progress; inf if neither."""
-        finished = torch.maximum(self.high, self.low.abs())
-        provisional = torch.maximum(self.provisional_high, self.provisional_low.abs())
-        return torch.where(torch.isfinite(finished), finished, provisional)
+        """M_k per task: max(high, |low|) over its finished episodes; inf before the first."""
+        return torch.maximum(self.high, self.low.abs())
 
     def reward_factor(self, task_id: torch.Tensor, v_max: float) -> torch.Tensor:
-        """v_max / M_k for each row's task [B]; 0 where nothing is known yet (as BRC's 1 / inf), and where M_k is 0
-        (every return so far exactly 0: any factor leaves those rewards 0)."""
+        """v_max / M_k for each row's task [B]; 0 before the task's first finished episode (BRC's 1 / inf), and where
+        M_k is 0 (every return so far exactly 0: any factor leaves those rewards 0)."""
         scale = self.scale()
         factor = torch.where(torch.isfinite(scale) & (scale > 0), v_max / scale, torch.zeros_like(scale))
         return factor[task_id]
@@ -106,15 +100,12 @@ class ReturnScaleTracker:
         self.lengths += 1
         self.reward_sums += reward.double()
         b = self.bounds
-        pending = b.high[task_id] == -math.inf  # a task with no finished episode yet
         # On a CPU the host check is free and skips the [N, T] pass on most steps; on an accelerator it runs always.
-        if self.device.type == "cpu" and not bool((done | pending).any()):
+        if self.device.type == "cpu" and not bool(done.any()):
             return
         lengths = self.lengths.clamp(max=self.rewards.shape[1])
         mean_reward = self.reward_sums / lengths.clamp(min=1)
-        bootstrap_ended = torch.where(truncated & ~terminated, mean_reward / (1 - self.gamma), 0.0)
-        # Episodes in progress (for the provisional bounds) are treated as truncated: bootstrapped by their mean.
-        bootstrap = torch.where(done, bootstrap_ended, mean_reward / (1 - self.gamma))
+        bootstrap = torch.where(truncated & ~terminated, mean_reward / (1 - self.gamma), 0.0)
         low, high = discounted_returns_to_go(self.rewards, lengths, bootstrap, self.gamma)
         inf = torch.full_like(low, math.inf)
         ended_low = torch.full((self.num_tasks,), math.inf, dtype=torch.float64, device=self.device)
@@ -123,13 +114,6 @@ class ReturnScaleTracker:
         ended_high.scatter_reduce_(0, task_id, torch.where(done, high, -inf), "amax")
         b.low.copy_(torch.minimum(b.low, ended_low.float()))
         b.high.copy_(torch.maximum(b.high, ended_high.float()))
-        live = ~done & (lengths > 0)
-        now_low = torch.full_like(ended_low, math.inf).scatter_reduce_(0, task_id, torch.where(live, low, inf), "amin")
-        now_high = torch.full_like(ended_low, -math.inf).scatter_reduce_(
-            0, task_id, torch.where(live, high, -inf), "amax"
-        )
-        b.provisional_low.copy_(now_low.float())
-        b.provisional_high.copy_(now_high.float())
         keep = (~done).to(self.rewards.dtype)
         self.rewards *= keep.unsqueeze(-1)
         self.lengths *= (~done).long()
