@@ -333,7 +333,9 @@ def main() -> None:
     p.add_argument("--evals", type=int, default=8, help="evaluations per run")
     p.add_argument("--variants", nargs="+", choices=sorted(VARIANTS), default=["fixed", "brc"],
                    help="multi-task variants to run (see VARIANTS)")  # fmt: skip
-    p.add_argument("--transfer-from", choices=sorted(VARIANTS), default="brc", help="variant the transfer starts from")
+    p.add_argument(
+        "--transfer-from", choices=sorted(VARIANTS), default="fixed", help="variant the transfer starts from"
+    )
     p.add_argument("--transfer-steps", type=int, default=8000)
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--report-only", action="store_true")
@@ -351,8 +353,11 @@ def main() -> None:
     runs = plan(args)
     if not args.report_only:
         flags = common_flags(args)
-        order = [r for r in runs if r["kind"] == "multi"] + [r for r in runs if r["kind"] == "single"] + [
-            r for r in runs if r["kind"] in ("scratch", "transfer")]  # fmt: skip
+        # The transfer source first, then the single-task runs and the transfer runs, the other variants last.
+        first = [r for r in runs if r["kind"] == "multi" and r["variant"] == args.transfer_from]
+        order = first + [r for r in runs if r["kind"] == "single"] + [
+            r for r in runs if r["kind"] in ("scratch", "transfer")] + [
+            r for r in runs if r["kind"] == "multi" and r not in first]  # fmt: skip
         with ThreadPoolExecutor(args.workers) as pool:
             futures: dict = {}
             for run in order:
