@@ -93,21 +93,24 @@ def combine_presets(subs: Sequence[str], presets_of: Callable[[str], dict[str, d
         names = set.intersection(*(set(p[algo]) for p in per_task))
         out[algo] = {n: _combine([p[algo][n] for p in per_task]) for n in sorted(names)}
         if "default" in out[algo] and algo != "crossq":  # crossq's critic is its batch-renormalized MLP
-            out[algo]["brc"] = merge(out[algo]["default"], BRC)
+            extra = BRC_REWARD_NORMALIZATION if algo not in ("fastsac", "crossq") else {}  # TD3 family only
+            out[algo]["brc"] = merge(out[algo]["default"], BRC, extra)
     return out
 
 
 #: BRC (Nauman et al. 2025, "Bigger, Regularized, Categorical"): a wide BroNet critic (residual LayerNorm blocks,
 #: ``nets.families``) trained by cross-entropy on a 101-bin categorical value distribution, conditioned on learnable
 #: task embeddings, tasks sampled evenly. Width 4096 is the top of the BRO/BRC range (512 -> 4096, see
-#: shared/REFERENCE.md), depth 2 BRO's. With BRC's adaptive per-task reward normalization (every task's largest
-#: |discounted return| scaled to v_max, ``algos/reward_normalization.py``) on BRC's support [-10, 10].
+#: shared/REFERENCE.md), depth 2 BRO's. For the TD3 family also BRC's adaptive per-task reward normalization (every
+#: task's largest |discounted return| scaled to v_max, ``algos/reward_normalization.py``) on its support [-10, 10].
 BRC: dict[str, Any] = {
     "agent": {"critic_arch": "bronet", "critic_width": 4096, "critic_depth": 2, "num_atoms": 101,
-              "task_embedding_dim": 32, "weight_decay": 0.1, "reward_normalization": "brc", "v_min": -10.0,
-              "v_max": 10.0},
+              "task_embedding_dim": 32, "weight_decay": 0.1},
     "buffer": {"task_balanced_sampling": True},
 }  # fmt: skip
+
+
+BRC_REWARD_NORMALIZATION: dict[str, Any] = {"agent": {"reward_normalization": "brc", "v_min": -10.0, "v_max": 10.0}}
 
 
 def _combine(presets: list[dict[str, Any]]) -> dict[str, Any]:
