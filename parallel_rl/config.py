@@ -172,6 +172,12 @@ class AgentConfig:
     """C51 clipped double-Q: take the target distribution of the member whose *projected* target has the lower
     mean (FastTD3's reference), or whose unprojected next-state distribution has the lower mean. They differ only
     when the support clamps the shifted atoms."""
+    reward_normalization: Literal["none", "brc"] = "none"
+    """Adaptive per-task reward normalization. 'brc' (BRC, Nauman et al. 2025): when a batch is sampled, each
+    task's rewards are multiplied by v_max / M_k, M_k the largest |discounted return-to-go| (truncated episodes
+    bootstrapped by their mean reward) over every step of the task's finished training episodes, so every task's
+    values span [-v_max, v_max] of one support (needs --v-min <= -v_max). TD3 family (fasttd3, pql, dac, dea,
+    vpl), one rank. See docs/algorithms.md."""
 
 
 @dataclass(frozen=True)
@@ -522,6 +528,13 @@ def validate(cfg: TrainConfig) -> None:
         bad("task_weights", f"every weight must be > 0, got {list(cfg.task_weights)}")
     if any(not r > 0 for r in a.task_reward_scales):
         bad("task_reward_scales", f"every scale must be > 0, got {list(a.task_reward_scales)}")
+    if a.reward_normalization == "brc":
+        if cfg.algo in ("fastsac", "crossq"):
+            bad("reward_normalization", f"'brc' is implemented for the TD3 family (fasttd3, pql, dac, dea, vpl), "
+                                        f"not --algo {cfg.algo}; use 'none'")  # fmt: skip
+        if not a.v_max > 0 or a.v_min > -a.v_max:
+            bad("reward_normalization", f"'brc' scales every task's values into [-v_max, v_max]: needs v_max > 0 and "
+                                        f"--v-min <= -v_max, got v_min={a.v_min}, v_max={a.v_max}")  # fmt: skip
     if cfg.freeze and not cfg.init_from:
         bad("freeze", "freezing parameters needs trained ones: give --init-from CHECKPOINT too")
     if multi and cfg.td_validation_envs:

@@ -8,7 +8,8 @@ CartpoleBalance``: a part with ``=`` and no ``:`` is an option of the task befor
 
 Presets combine the sub-tasks' presets of the same algorithm and name: envs, env steps and critic updates per env
 step add up (the multi-task agent gets the single-task runs' data and updates together), the discount is the
-largest, the value support covers every task's, and each task keeps its own reward scale (``task_reward_scales``).
+largest, the value support covers every task's (each task's stretched by (1 - gamma_k) / (1 - gamma) for the shared
+discount), and each task keeps its own reward scale (``task_reward_scales``).
 """
 
 from __future__ import annotations
@@ -92,20 +93,24 @@ def combine_presets(subs: Sequence[str], presets_of: Callable[[str], dict[str, d
         names = set.intersection(*(set(p[algo]) for p in per_task))
         out[algo] = {n: _combine([p[algo][n] for p in per_task]) for n in sorted(names)}
         if "default" in out[algo] and algo != "crossq":  # crossq's critic is its batch-renormalized MLP
-            out[algo]["brc"] = merge(out[algo]["default"], BRC)
+            extra = BRC_REWARD_NORMALIZATION if algo not in ("fastsac", "crossq") else {}  # TD3 family only
+            out[algo]["brc"] = merge(out[algo]["default"], BRC, extra)
     return out
 
 
 #: BRC (Nauman et al. 2025, "Bigger, Regularized, Categorical"): a wide BroNet critic (residual LayerNorm blocks,
 #: ``nets.families``) trained by cross-entropy on a 101-bin categorical value distribution, conditioned on learnable
 #: task embeddings, tasks sampled evenly. Width 4096 is the top of the BRO/BRC range (512 -> 4096, see
-#: shared/REFERENCE.md), depth 2 BRO's. Not BRC's: its adaptive per-task reward normalization (by the largest
-#: Monte-Carlo return seen); here each task keeps the fixed reward scale of its own preset.
+#: shared/REFERENCE.md), depth 2 BRO's. For the TD3 family also BRC's adaptive per-task reward normalization (every
+#: task's largest |discounted return| scaled to v_max, ``algos/reward_normalization.py``) on its support [-10, 10].
 BRC: dict[str, Any] = {
     "agent": {"critic_arch": "bronet", "critic_width": 4096, "critic_depth": 2, "num_atoms": 101,
               "task_embedding_dim": 32, "weight_decay": 0.1},
     "buffer": {"task_balanced_sampling": True},
 }  # fmt: skip
+
+
+BRC_REWARD_NORMALIZATION: dict[str, Any] = {"agent": {"reward_normalization": "brc", "v_min": -10.0, "v_max": 10.0}}
 
 
 def _combine(presets: list[dict[str, Any]]) -> dict[str, Any]:
@@ -116,9 +121,16 @@ def _combine(presets: list[dict[str, Any]]) -> dict[str, Any]:
     agent: dict[str, Any] = {}
     for p in reversed(presets):  # networks and the other agent knobs: the first task's, then overridden below
         agent.update(p.get("agent", {}))
-    agent["gamma"] = max(get(p, "agent", "gamma", 0.99) for p in presets)
-    agent["v_min"] = min(get(p, "agent", "v_min", -10.0) for p in presets)
-    agent["v_max"] = max(get(p, "agent", "v_max", 10.0) for p in presets)
+    gamma = max(get(p, "agent", "gamma", 0.99) for p in presets)
+    agent["gamma"] = gamma
+
+    def horizon(p: dict[str, Any]) -> float:
+        """How much a task's values grow under the shared discount: (1 - gamma_k) / (1 - gamma) (a task's support
+        bounds values of about r / (1 - gamma_k); reacher3's [-45, 1] at 0.97 becomes [-135, 3] at 0.99)."""
+        return (1 - get(p, "agent", "gamma", 0.99)) / (1 - gamma) if gamma < 1 else 1.0
+
+    agent["v_min"] = min(get(p, "agent", "v_min", -10.0) * horizon(p) for p in presets)
+    agent["v_max"] = max(get(p, "agent", "v_max", 10.0) * horizon(p) for p in presets)
     agent["std_min"] = min(get(p, "agent", "std_min", 0.001) for p in presets)
     agent["std_max"] = max(get(p, "agent", "std_max", 0.4) for p in presets)
     agent["task_reward_scales"] = tuple(get(p, "agent", "reward_scale", 1.0) for p in presets)

@@ -251,3 +251,12 @@ def test_registry_names_presets_and_errors():
             tasks.resolve(bad)
     with pytest.raises(ConfigError, match="2 weights for the 3 tasks"):
         tasks.env_factory("multi:pendulum,cartpole-swingup,reacher3", (1.0, 2.0))
+
+
+def test_multitask_support_covers_every_task_at_the_shared_discount():
+    """reacher3's preset support [-45, 1] is for gamma 0.97; under the shared (largest) 0.99 its values reach
+    (1 - 0.97) / (1 - 0.99) = 3 times as far, so the union must reach -135 (pendulum's -50 and cartpole's 101 are
+    already at 0.99)."""
+    agent = tasks.preset("multi:pendulum,cartpole-swingup,reacher3", "fasttd3")["agent"]
+    assert agent["gamma"] == 0.99
+    assert (agent["v_min"], agent["v_max"]) == (pytest.approx(-135.0), pytest.approx(101.0))

@@ -1,7 +1,7 @@
 """Multi-task study: one agent on {pendulum, cartpole-swingup, reacher3} vs three single-task agents with the same
 env steps and critic updates in total, and transfer of the multi-task agent to a held-out task vs scratch.
 
-    nice -n 10 python benchmarks/multitask/run_study.py [--scale 0.25] [--workers 2] [--out benchmarks/multitask]
+    nice -n 15 python benchmarks/multitask/run_study.py [--scale 0.5] [--workers 2] [--variants fixed brc]
 
 Every run is ``python -m launch.train`` in its own process (``--workers`` at a time); run directories go under
 ``<out>/runs`` (not committed), results to ``<out>/results.md``, ``curves.csv``, ``summary.csv`` and PNGs.
@@ -11,12 +11,15 @@ Design (same data and compute on both sides):
   vectorized step;
 - multi-task: ``multi:pendulum,cartpole-swingup,reacher3`` with ``--task-weights`` proportional to the budgets, so
   that each task gets its single-task run's env steps, on 3 x ``envs_per_task`` envs at 3 x ``--utd`` (the same
-  critic updates per transition, hence the same total updates), the same networks and batch size, per-task reward
-  scales and the union of the value supports (``tasks.multitask``), a learnable task embedding;
+  critic updates per transition, hence the same total updates), the same networks and batch size, a learnable task
+  embedding, in one or both variants (``--variants``): 'fixed', the multi-task preset's per-task reward scales and
+  the union of the value supports (``tasks.multitask``); 'brc', BRC's adaptive per-task reward normalization
+  (``--reward-normalization brc``) on the support [-10, 10];
 - score per task: (multi - random) / (single - random) x 100 on the final deterministic evaluation (seed means);
-- transfer: ``cartpole-balance`` (held out) from each multi-task seed's final checkpoint (``--init-from``, fresh
-  task embedding, nothing frozen) vs from scratch, same budget; compared by the mean of the evaluation curve
-  (area under it per env step) and by the final return.
+- transfer: ``cartpole-balance`` (held out) from each multi-task seed's final checkpoint of the ``--transfer-from``
+  variant (``--init-from``, fresh task embedding, nothing frozen) vs from scratch, same budget and the same value
+  support and reward normalization as that variant; compared by the mean of the evaluation curve (area under it
+  per env step) and by the final return.
 """
 
 from __future__ import annotations
@@ -36,6 +39,15 @@ ROOT = Path(__file__).resolve().parents[2]
 TASKS = ("pendulum", "cartpole-swingup", "reacher3")
 MULTI = "multi:" + ",".join(TASKS)
 HELD_OUT = "cartpole-balance"
+#: Flags of each multi-task variant (and of the transfer runs that start from it).
+VARIANTS = {
+    "fixed": ["--v-min", "-135", "--v-max", "101"],  # the multi-task preset's union of the supports at gamma 0.99
+    "brc": ["--reward-normalization", "brc", "--v-min", "-10", "--v-max", "10"],
+}
+
+
+def multi_name(variant: str, seed: int) -> str:
+    return f"multi-s{seed}" if variant == "fixed" else f"multi-{variant}-s{seed}"
 
 
 def common_flags(args) -> list[str]:
@@ -56,12 +68,14 @@ def plan(args) -> list[dict]:
                 "--eval-every", str(max(args.envs, budgets[task] // args.evals)), "--buffer-size", "200000",
             ]})  # fmt: skip
         total = sum(budgets.values())
-        runs.append({"name": f"multi-s{seed}", "kind": "multi", "task": MULTI, "seed": seed, "argv": [
-            "--task", MULTI, "--seed", str(seed), "--num-envs", str(3 * args.envs), "--eval-envs", "96",
-            "--task-weights", *[str(budgets[t]) for t in TASKS], "--utd", str(3 * args.utd),
-            "--total-env-steps", str(total), "--eval-every", str(max(3 * args.envs, total // args.evals)),
-            "--buffer-size", "600000", "--task-embedding-dim", str(args.embedding_dim),
-        ]})  # fmt: skip
+        for variant in args.variants:
+            runs.append({"name": multi_name(variant, seed), "kind": "multi", "variant": variant, "task": MULTI,
+                         "seed": seed, "argv": [
+                "--task", MULTI, "--seed", str(seed), "--num-envs", str(3 * args.envs), "--eval-envs", "96",
+                "--task-weights", *[str(budgets[t]) for t in TASKS], "--utd", str(3 * args.utd),
+                "--total-env-steps", str(total), "--eval-every", str(max(3 * args.envs, total // args.evals)),
+                "--buffer-size", "600000", "--task-embedding-dim", str(args.embedding_dim), *VARIANTS[variant],
+            ]})  # fmt: skip
     for seed in args.seeds:
         common = [
             "--task",
@@ -80,16 +94,14 @@ def plan(args) -> list[dict]:
             str(max(args.envs, args.transfer_steps // args.evals)),
             "--buffer-size",
             "200000",
-            "--v-min",
-            "-50",
-            "--v-max",
-            "101",
-        ]  # the multi-task support
+            *VARIANTS[args.transfer_from],  # the source variant's support and reward normalization
+        ]
         runs.append({"name": f"scratch-{HELD_OUT}-s{seed}", "kind": "scratch", "task": HELD_OUT, "seed": seed,
                      "argv": common})  # fmt: skip
         runs.append({"name": f"transfer-{HELD_OUT}-s{seed}", "kind": "transfer", "task": HELD_OUT, "seed": seed,
-                     "after": f"multi-s{seed}", "argv": [*common, "--task-embedding-dim", str(args.embedding_dim),
-                     "--init-from", f"{{runs}}/multi-s{seed}/checkpoints/final.pt"]})  # fmt: skip
+                     "after": multi_name(args.transfer_from, seed), "argv": [*common, "--task-embedding-dim",
+                     str(args.embedding_dim), "--init-from",
+                     f"{{runs}}/{multi_name(args.transfer_from, seed)}/checkpoints/final.pt"]})  # fmt: skip
     return runs
 
 
@@ -142,30 +154,46 @@ def mean_std(values: list[float]) -> tuple[float, float]:
     return m, math.sqrt(sum((v - m) ** 2 for v in values) / len(values))
 
 
+def git_commit() -> str:
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
+                               capture_output=True, text=True).stdout.strip()  # fmt: skip
+        return head.stdout.strip() + (" (with uncommitted changes)" if dirty else "")
+    except OSError:
+        return "unknown"
+
+
 def report(args, runs: list[dict], out: Path, machine: dict, wall: float) -> None:
     runs_dir = out / "runs"
     budgets = {t: int(b * args.scale) // args.envs * args.envs for t, b in zip(TASKS, args.budgets)}
     share = {t: budgets[t] / sum(budgets.values()) for t in TASKS}
     rand = random_returns()
-    curves_rows, per_task = [], {}
-    missing = []
+    curves_rows, missing = [], []
+    single: dict[str, list[float]] = {}
+    multi: dict[tuple[str, str], list[float]] = {}
     for task in TASKS:
-        single, multi = [], []
+        single[task] = []
         for seed in args.seeds:
-            s_dir, m_dir = runs_dir / f"single-{task}-s{seed}", runs_dir / f"multi-s{seed}"
+            s_dir = runs_dir / f"single-{task}-s{seed}"
             if (s_dir / "summary.json").is_file():
-                single.append(json.loads((s_dir / "summary.json").read_text())["final_eval_return"])
+                single[task].append(json.loads((s_dir / "summary.json").read_text())["final_eval_return"])
                 curves_rows += [{"kind": "single", "task": task, "seed": seed, "task_env_steps": s, "return": r}
                                 for s, r in eval_curve(s_dir, "eval_return")]  # fmt: skip
             else:
                 missing.append(s_dir.name)
-            if (m_dir / "summary.json").is_file():
-                multi.append(json.loads((m_dir / "summary.json").read_text())["final_eval_return_per_task"][task])
-                curves_rows += [{"kind": "multi", "task": task, "seed": seed, "task_env_steps": round(s * share[task]),
-                                 "return": r} for s, r in eval_curve(m_dir, f"eval_return/{task}")]  # fmt: skip
-            elif m_dir.name not in missing:
-                missing.append(m_dir.name)
-        per_task[task] = (single, multi)
+        for variant in args.variants:
+            multi[variant, task] = []
+            kind = "multi" if variant == "fixed" else f"multi-{variant}"
+            for seed in args.seeds:
+                m_dir = runs_dir / multi_name(variant, seed)
+                if (m_dir / "summary.json").is_file():
+                    summary = json.loads((m_dir / "summary.json").read_text())
+                    multi[variant, task].append(summary["final_eval_return_per_task"][task])
+                    curves_rows += [{"kind": kind, "task": task, "seed": seed, "task_env_steps": round(s * share[task]),
+                                     "return": r} for s, r in eval_curve(m_dir, f"eval_return/{task}")]  # fmt: skip
+                elif m_dir.name not in missing:
+                    missing.append(m_dir.name)
     transfer = {}
     for kind in ("scratch", "transfer"):
         finals, aucs = [], []
@@ -184,44 +212,60 @@ def report(args, runs: list[dict], out: Path, machine: dict, wall: float) -> Non
         w = csv.DictWriter(f, fieldnames=["kind", "task", "seed", "task_env_steps", "return"])
         w.writeheader()
         w.writerows(curves_rows)
+    hidden = tuple(args.hidden)
     lines = [
         "# Multi-task vs single-task on the built-in tasks (2-core CPU)",
         "",
         f"- date: {machine['date']}; machine: {machine['cpu']} ({machine['cpu_count']} cores), GPU: {machine['gpu']}",
-        f"- torch {machine['torch']}, Python {machine['python']}",
+        f"- torch {machine['torch']}, Python {machine['python']}; code: commit {machine['commit']}",
+        f"- command: `{machine['command']}`",
         f"- load average (1, 5, 15 min) at start: {machine['load_start']}, at end: {machine['load_end']}; the cores "
-        "are shared with 7 other agents' builds, tests and runs; all runs at `nice -n 10`, "
-        f"{args.workers} at a time, 1 torch thread each",
+        f"are shared with other agents' work; every run at the nice level of the command, {args.workers} at a time, "
+        "1 torch thread each",
         f"- wall-clock of the whole study: {wall:.0f} s",
         f"- scale: {args.scale} x the single-task CPU presets' budgets (pendulum 40k, cartpole-swingup 80k, reacher3"
-        f" 100k env steps) -> {budgets}; {args.envs} envs and utd {args.utd} per task; networks "
-        f"{tuple(args.hidden)} (critic and actor), C51 {args.atoms} atoms, batch {args.batch_size}; "
-        f"task embedding {args.embedding_dim}; seeds {list(args.seeds)}",
-        f"- multi-task run: `{MULTI}`, task weights = budgets, {3 * args.envs} envs, utd {3 * args.utd}: the same "
-        "env steps per task and the same critic updates in total as the three single-task runs together",
+        f" 100k env steps) -> {budgets}; {args.envs} envs and utd {args.utd} per task; networks {hidden} (critic "
+        f"and actor), C51 {args.atoms} atoms, batch {args.batch_size}; task embedding {args.embedding_dim}; seeds "
+        f"{list(args.seeds)}",
+        f"- multi-task runs: `{MULTI}`, task weights = budgets, {3 * args.envs} envs, utd {3 * args.utd}: the same "
+        "env steps per task and the same critic updates in total as the three single-task runs together. Variants: "
+        + "; ".join(f"'{v}': `{' '.join(VARIANTS[v])}`" for v in args.variants),
         "",
         "Score = (multi - random) / (single - random) x 100 on the final deterministic evaluation (means over "
         "seeds; random = uniform random actions, 64 episodes). Acceptance asks >= 80 on every task.",
         "",
-        "| task | random | single-task final (mean ± std) | multi-task final (mean ± std) | score % | >= 80 |",
-        "| --- | ---: | ---: | ---: | ---: | :---: |",
+        "| task | random | single-task final (mean ± std) | variant | multi-task final (mean ± std) | score % "
+        "| >= 80 |",
+        "| --- | ---: | ---: | --- | ---: | ---: | :---: |",
     ]
+    verdicts: dict[str, list[bool]] = {v: [] for v in args.variants}
     for task in TASKS:
-        single, multi = per_task[task]
-        if not single or not multi:
-            lines.append(f"| `{task}` | {rand[task]:.1f} | {len(single)} runs | {len(multi)} runs | n/a | n/a |")
-            continue
-        (sm, ss), (mm, ms) = mean_std(single), mean_std(multi)
-        if sm > rand[task]:
-            score = 100 * (mm - rand[task]) / (sm - rand[task])
-            verdict = f"{score:.0f} | {'yes' if score >= 80 else 'no'}"
-        else:  # the single-task agent is not above random: the ratio means nothing
-            verdict = "n/a (single-task not above random) | no"
-        lines.append(f"| `{task}` | {rand[task]:.1f} | {sm:.1f} ± {ss:.1f} ({len(single)}) | {mm:.1f} ± {ms:.1f} "
-                     f"({len(multi)}) | {verdict} |")  # fmt: skip
+        for variant in args.variants:
+            sv, mv = single[task], multi[variant, task]
+            if not sv or not mv:
+                lines.append(
+                    f"| `{task}` | {rand[task]:.1f} | {len(sv)} runs | {variant} | {len(mv)} runs | n/a | no |"
+                )
+                verdicts[variant].append(False)
+                continue
+            (sm, ss), (mm, ms) = mean_std(sv), mean_std(mv)
+            if sm > rand[task]:
+                score = 100 * (mm - rand[task]) / (sm - rand[task])
+                verdict = f"{score:.0f} | {'yes' if score >= 80 else 'no'}"
+                verdicts[variant].append(score >= 80)
+            else:  # the single-task agent is not above random: the ratio means nothing
+                verdict = "n/a (single-task not above random) | no"
+                verdicts[variant].append(False)
+            lines.append(f"| `{task}` | {rand[task]:.1f} | {sm:.1f} ± {ss:.1f} ({len(sv)}) | {variant} | {mm:.1f} ± "
+                         f"{ms:.1f} ({len(mv)}) | {verdict} |")  # fmt: skip
+    lines.append("")
+    for variant, ok in verdicts.items():
+        lines.append(f"Variant '{variant}': acceptance (>= 80 on every task) {'MET' if all(ok) else 'NOT met'} "
+                     f"({sum(ok)} of {len(ok)} tasks).")  # fmt: skip
     lines += ["", f"Transfer to the held-out `{HELD_OUT}` ({args.transfer_steps} env steps, {args.envs} envs, "
-              f"random {rand[HELD_OUT]:.1f}): from each multi-task seed's final checkpoint (`--init-from`, a fresh "
-              "task embedding, nothing frozen) vs from scratch.", "",
+              f"random {rand[HELD_OUT]:.1f}): from each seed's final checkpoint of the '{args.transfer_from}' "
+              "multi-task variant (`--init-from`, a fresh task embedding, nothing frozen) vs from scratch, both with "
+              f"`{' '.join(VARIANTS[args.transfer_from])}`.", "",
               "| start | final return (mean ± std) | mean of the eval curve (mean ± std) |",
               "| --- | ---: | ---: |"]  # fmt: skip
     for kind, (finals, aucs) in transfer.items():
@@ -251,8 +295,9 @@ def plot(rows: list[dict], out: Path) -> list[Path]:
         return []
     paths = []
     fig, axes = plt.subplots(1, 4, figsize=(18, 4))
+    kinds = sorted({r["kind"] for r in rows}, key=lambda k: (k not in ("single", "scratch"), k))
     for ax, task in zip(axes, (*TASKS, HELD_OUT)):
-        for kind in ("single", "multi", "scratch", "transfer"):
+        for kind in kinds:
             pts = [r for r in rows if r["task"] == task and r["kind"] == kind]
             if not pts:
                 continue
@@ -276,32 +321,43 @@ def plot(rows: list[dict], out: Path) -> list[Path]:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "multitask")
-    p.add_argument("--scale", type=float, default=0.2, help="fraction of the single-task presets' budgets")
+    p.add_argument("--scale", type=float, default=0.5, help="fraction of the single-task presets' budgets")
     p.add_argument("--budgets", type=int, nargs=3, default=[40_000, 80_000, 100_000])
-    p.add_argument("--envs", type=int, default=16, help="envs per task")
-    p.add_argument("--utd", type=float, default=2.0, help="critic updates per vectorized step, per task")
-    p.add_argument("--hidden", type=int, nargs="+", default=[128, 128])
-    p.add_argument("--atoms", type=int, default=51)
-    p.add_argument("--batch-size", type=int, default=128)
-    p.add_argument("--embedding-dim", type=int, default=8)
+    p.add_argument("--envs", type=int, default=32, help="envs per task (the presets': 32)")
+    p.add_argument("--utd", type=float, default=4.0, help="critic updates per vectorized step, per task (presets: 4)")
+    p.add_argument("--hidden", type=int, nargs="+", default=[256, 256], help="the presets': 256 256")
+    p.add_argument("--atoms", type=int, default=101, help="the presets': 101")
+    p.add_argument("--batch-size", type=int, default=256, help="the presets': 256")
+    p.add_argument("--embedding-dim", type=int, default=16)
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--evals", type=int, default=8, help="evaluations per run")
-    p.add_argument("--transfer-steps", type=int, default=3200)
-    p.add_argument("--workers", type=int, default=3)
+    p.add_argument("--variants", nargs="+", choices=sorted(VARIANTS), default=["fixed", "brc"],
+                   help="multi-task variants to run (see VARIANTS)")  # fmt: skip
+    p.add_argument(
+        "--transfer-from", choices=sorted(VARIANTS), default="fixed", help="variant the transfer starts from"
+    )
+    p.add_argument("--transfer-steps", type=int, default=8000)
+    p.add_argument("--workers", type=int, default=2)
     p.add_argument("--report-only", action="store_true")
     args = p.parse_args()
+    if args.transfer_from not in args.variants:
+        p.error(f"--transfer-from {args.transfer_from} must be one of --variants {args.variants}")
     sys.path.insert(0, str(ROOT))
     from launch.benchmark import machine_info
 
     info = machine_info()
-    machine = {**info, "load_start": info["load_average_at_start"]}
+    machine = {**info, "load_start": info["load_average_at_start"], "commit": git_commit(),
+               "command": f"nice -n {os.nice(0)} python " + " ".join(sys.argv)}  # fmt: skip
     out, start = args.out, time.time()
     runs_dir = out / "runs"
     runs = plan(args)
     if not args.report_only:
         flags = common_flags(args)
-        order = [r for r in runs if r["kind"] == "multi"] + [r for r in runs if r["kind"] == "single"] + [
-            r for r in runs if r["kind"] in ("scratch", "transfer")]  # fmt: skip
+        # The transfer source first, then the single-task runs and the transfer runs, the other variants last.
+        first = [r for r in runs if r["kind"] == "multi" and r["variant"] == args.transfer_from]
+        order = first + [r for r in runs if r["kind"] == "single"] + [
+            r for r in runs if r["kind"] in ("scratch", "transfer")] + [
+            r for r in runs if r["kind"] == "multi" and r not in first]  # fmt: skip
         with ThreadPoolExecutor(args.workers) as pool:
             futures: dict = {}
             for run in order:

@@ -13,6 +13,7 @@ from torch import nn
 
 from parallel_rl.algos.base import Algorithm, Context, Role, Shared
 from parallel_rl.algos.resets import selected_parameters, shrink_and_perturb_, zero_optimizer_state_
+from parallel_rl.algos.reward_normalization import ReturnScaleTracker
 from parallel_rl.nets import (
     Actor,
     EnsembleCritic,
@@ -326,6 +327,15 @@ class TD3Family(ActorCriticScaffold):
                     f"{len(spec.task_names)} task(s) ({', '.join(spec.task_names) or 'single-task'})"
                 )
             self.task_reward_scale = torch.tensor(hp.task_reward_scales, dtype=torch.float32, device=dev)
+        # --reward-normalization brc (algos/reward_normalization.py): the actor role tracks each task's return scale,
+        # the V-learner rescales sampled rewards with its replica of the bounds.
+        self.return_scale = self.bounds_for_vlearner = None
+        if hp.reward_normalization == "brc":
+            if ctx.all_reduce_sum is not None:
+                raise ValueError("--reward-normalization brc: one rank only (ranks would see different returns)")
+            self.return_scale = ReturnScaleTracker(spec.num_envs, max(1, len(spec.task_names)),
+                                                   spec.max_episode_steps, hp.gamma, dev)  # fmt: skip
+            self.bounds_for_vlearner = replica(self.return_scale.bounds)
         self.critic_target = replica(self.critic)
         self.make_replicas()
         self.critic_optimizer = make_optimizer(self.critic_params, hp.critic_lr, hp.weight_decay, dev, ctx.capturable)
@@ -435,9 +445,22 @@ class TD3Family(ActorCriticScaffold):
         if self.task_reward_scale is not None:
             reward = reward * self.task_reward_scale[transition["task_id"]]
         transition["reward"] = reward
+        if self.return_scale is not None:
+            task = transition["task_id"] if "task_id" in transition.keys() else torch.zeros_like(done, dtype=torch.long)
+            self.return_scale.observe(reward, transition["terminated"], transition["truncated"], task)
         return transition
 
     # ---- learning -----------------------------------------------------------------------------------------------
+    def _normalized(self, batch: TensorDict, norm: nn.Module, cnorm: nn.Module | None) -> TensorDict:
+        """The scaffold's normalized shallow copy; for the V-learner (``norm`` its normalizer) also rewards rescaled
+        per task by ``--reward-normalization brc``."""
+        if self.bounds_for_vlearner is not None and norm is self.norm_for_vlearner:
+            batch = batch.copy()
+            task = (batch["obs"][..., -1].round().long() if self.ctx.spec.task_dims
+                    else torch.zeros_like(batch["reward"], dtype=torch.long))  # fmt: skip
+            batch["reward"] = batch["reward"] * self.bounds_for_vlearner.reward_factor(task, self.hp.v_max)
+        return super()._normalized(batch, norm, cnorm)
+
     def update_critic(self, batch: TensorDict) -> TensorDict:
         batch = self._normalized(batch, self.norm_for_vlearner, self.cnorm_for_vlearner)
         with self.ctx.autocast():
@@ -464,7 +487,11 @@ class TD3Family(ActorCriticScaffold):
         # Every replica may alias its source: readers only need the latest value, as in FastTD3's train.py (the
         # acting policy shares the trained one's storage; the target action and the policy loss use the current
         # actor and critic).
-        return self.shared_core(may_alias=True)
+        out = self.shared_core(may_alias=True)
+        if self.return_scale is not None:
+            out.append(Shared("return_bounds>vlearner", self.return_scale.bounds, "actor", self.bounds_for_vlearner,
+                              "vlearner"))  # fmt: skip
+        return out
 
     def networks(self) -> dict[str, nn.Module]:
         return {"actor": self.policy, "critic": self.critic}
@@ -472,9 +499,12 @@ class TD3Family(ActorCriticScaffold):
     # ---- persistence --------------------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
         return {**self.state_core(), "critic_target": self.critic_target.state_dict(),
-                "noise_std": self.noise_std.clone()}  # fmt: skip
+                "noise_std": self.noise_std.clone(),
+                **({} if self.return_scale is None else {"return_scale": self.return_scale.state_dict()})}  # fmt: skip
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.load_state_core(state)
         self.critic_target.load_state_dict(state["critic_target"])
         self.noise_std.copy_(state["noise_std"])
+        if self.return_scale is not None and "return_scale" in state:
+            self.return_scale.load_state_dict(state["return_scale"])
