@@ -145,3 +145,23 @@ def test_trainer_run_records_yaml_code_version_hparams_and_final_return(tmp_path
     assert "_hparams_/experiment" in events.PluginTagToContent("hparams")
     final = events.Scalars("final_eval_return")
     assert len(final) == 1 and final[0].value == pytest.approx(summary["final_eval_return"], rel=1e-6)
+
+
+def test_a_resumed_runs_event_file_is_read_after_the_interrupted_runs(tmp_path):
+    """TensorBoard reads event files in name order; a resumed run's purge marker must come last even when the
+    interrupted run's file was made in the same second with a counter that sorts after the new one as text."""
+    import os
+    import socket
+    import time
+
+    from parallel_rl.io.logger import MetricsLogger
+
+    tb = tmp_path / "tensorboard"
+    tb.mkdir()
+    # This second, this host and process, and a counter that sorts after any the new writer can take (as text).
+    old = tb / f"events.out.tfevents.{int(time.time()):010d}.{socket.gethostname()}.{os.getpid()}.999999999"
+    old.write_bytes(b"")
+    logger = MetricsLogger(tmp_path, purge_step=5)
+    logger.close()
+    names = sorted(p.name for p in tb.glob("events.out.tfevents.*"))
+    assert len(names) == 2 and names[0] == old.name

@@ -61,6 +61,8 @@ class MetricsLogger:
             try:
                 from torch.utils.tensorboard import SummaryWriter
 
+                if purge_step is not None:
+                    _after_existing_event_files(self.run_dir / "tensorboard")
                 self.writer = SummaryWriter(log_dir=str(self.run_dir / "tensorboard"), purge_step=purge_step)
             except ImportError:  # tensorboard is a dependency, but a stripped install still trains
                 self.writer = None
@@ -189,3 +191,20 @@ class RunLogger:
     def close(self) -> None:
         self.close_bar()
         self.metrics.close()
+
+
+def _after_existing_event_files(log_dir: Path) -> None:
+    """Wait, if needed, until the clock's second is past every event file's in ``log_dir``. TensorBoard reads a
+    directory's event files in name order, and the resumed run's purge marker works only if its file comes last;
+    a name is ``events.out.tfevents.<second>.<host>.<pid>.<counter>``, and within one second the counter sorts as
+    text (``.10`` before ``.9``), so a resume within the second of the last file could be read first."""
+    stamps = []
+    for f in log_dir.glob("events.out.tfevents.*"):
+        try:
+            stamps.append(int(f.name.split(".")[3]))
+        except (IndexError, ValueError):
+            continue
+    if stamps:
+        wait = max(stamps) + 1 - time.time()
+        if wait > 0:
+            time.sleep(wait)
