@@ -2,7 +2,7 @@
 # Learning curves of FastTD3, PQL, FastSAC and CrossQ + WN (suite "algorithms" in launch/suites.py): two workers
 # (FastTD3 + PQL, FastSAC + CrossQ) run their halves at nice 10, then a last pass (--resume: every run is done)
 # writes curves.csv, the plots and results.md from all of them. Runs train in the workers' own processes
-# (benchmarks/algorithms/inprocess.py): start-up would otherwise cost more than a run. About 25 minutes of CPU.
+# (benchmarks/algorithms/inprocess.py): start-up would otherwise cost more than a run. About 50 minutes of CPU.
 set -e
 cd "$(dirname "$0")/../.."
 OUT=benchmarks/algorithms
