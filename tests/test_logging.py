@@ -129,8 +129,11 @@ def test_wandb_offline_writes_under_the_run_dir(tmp_path, monkeypatch):
     assert len(records) == 1
     # W&B's service process appends the records shortly after finish() returns; its record log stores metric
     # names as plain protobuf strings.
+    # Wait for both names: "final_eval_return" may already stand in an earlier record (the run's config), so
+    # waiting for it alone raced the history record with the marker.
     deadline = time.monotonic() + 60
-    while b"final_eval_return" not in (data := records[0].read_bytes()) and time.monotonic() < deadline:
+    markers = (b"critic_loss_marker_metric", b"final_eval_return")
+    while not all(m in (data := records[0].read_bytes()) for m in markers) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert b"critic_loss_marker_metric" in data and b"final_eval_return" in data
     assert (run_dir / "metrics.csv").is_file() and (run_dir / "tensorboard").is_dir()  # W&B is in addition
