@@ -135,19 +135,35 @@ def overrides_to_flags(overrides: dict[str, Any]) -> list[str]:
     return flags
 
 
+def train_args(
+    algo: str,
+    task: str,
+    seed: int,
+    time_budget_s: float,
+    env_step_budget: int,
+    run_dir: Path,
+    device: str,
+    overrides: dict[str, Any] | None = None,
+    preset: str = "default",
+) -> list[str]:
+    """``launch.train`` arguments of one suite run (training under ``run_dir / "train"``): the preset, the budgets,
+    periodic evaluation (10 by default) and the suite's overrides. A run that did not finish starts again."""
+    overrides = dict(overrides or {})
+    overrides.setdefault("eval_every", max(1, env_step_budget // 10))
+    return ["--task", task, "--algo", algo, "--preset", preset, "--seed", str(seed), "--device", device,
+            "--total-env-steps", str(env_step_budget), "--max-wall-seconds", str(time_budget_s),
+            "--run-dir", str(run_dir / "train"), "--overwrite", "--no-progress",
+            *overrides_to_flags(overrides)]  # fmt: skip
+
+
 def trainer_runner(algo: str) -> Runner:
     """Our trainer for ``algo``, in a subprocess: ``python -m launch.train`` with the preset, the suite's overrides,
     the budgets and periodic evaluation, then the ``eval_return`` rows of its ``metrics.csv``."""
 
     def run(task: str, seed: int, time_budget_s: float, env_step_budget: int, run_dir: Path, device: str, *,
             overrides: dict[str, Any] | None = None, preset: str = "default") -> list[dict[str, float]]:  # fmt: skip
-        overrides = dict(overrides or {})
-        overrides.setdefault("eval_every", max(1, env_step_budget // 10))
+        args = train_args(algo, task, seed, time_budget_s, env_step_budget, run_dir, device, overrides, preset)
         train_dir = run_dir / "train"
-        args = ["--task", task, "--algo", algo, "--preset", preset, "--seed", str(seed), "--device", device,
-                "--total-env-steps", str(env_step_budget), "--max-wall-seconds", str(time_budget_s),
-                "--run-dir", str(train_dir), "--overwrite",  # a run that did not finish starts again
-                "--no-progress", *overrides_to_flags(overrides)]  # fmt: skip
         command = [sys.executable, "-m", "launch.train", *args]
         (run_dir / "command.txt").write_text(shlex.join(command) + "\n")
         # A run that hangs (a simulator that never returns) is stopped: training time is boxed by the trainer, the

@@ -22,12 +22,10 @@ def _runner(algo: str) -> benchmark.Runner:
         from parallel_rl.runtime import Trainer
         from tasks import env_factory
 
-        overrides = dict(overrides or {})
-        overrides.setdefault("eval_every", max(1, env_step_budget // 10))
+        args = benchmark.train_args(
+            algo, task, seed, time_budget_s, env_step_budget, run_dir, device, overrides, preset
+        )
         train_dir = run_dir / "train"
-        args = ["--task", task, "--algo", algo, "--preset", preset, "--seed", str(seed), "--device", device,
-                "--total-env-steps", str(env_step_budget), "--max-wall-seconds", str(time_budget_s),
-                "--run-dir", str(train_dir), "--no-progress", *benchmark.overrides_to_flags(overrides)]  # fmt: skip
         (run_dir / "command.txt").write_text("python -m launch.train " + shlex.join(args) + "\n")
         Trainer(parse(args), env_factory(task)).run(train_dir)
         return benchmark.read_eval_rows(train_dir / "metrics.csv")
