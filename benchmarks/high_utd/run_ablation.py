@@ -55,6 +55,8 @@ def configs(iterations: int) -> dict[str, tuple[str, dict, object, dict]]:
         "dea": ("dea", {"num_critics": 3}, plain, {}),
         "dac": ("dac", {}, plain, {}),
         "vpl": ("vpl", {}, plain, {"td_validation_envs": 2}),
+        "fastsac": ("fastsac", {}, plain, {}),
+        "fastsac-bronet": ("fastsac", {"critic_arch": "bronet", **fam}, plain, {}),
     }
 
 
@@ -72,7 +74,7 @@ def run_one(job: tuple) -> dict:
     cfg = parse(["--task", task, "--algo", algo, "--seed", str(seed), "--device", "cpu", "--no-progress",
                  "--log-every", "100000", "--eval-envs", "16", "--num-envs", str(num_envs),
                  "--total-env-steps", str(num_envs * iterations), "--batch-size", str(batch),
-                 "--learning-starts", "10", "--no-tensorboard", "--no-record-code-version"])  # fmt: skip
+                 "--learning-starts", "10", "--no-tensorboard", "--no-record-code-version", "--overwrite"])  # fmt: skip
     cfg = replace_nested(cfg, {"agent": {**SMALL, **agent}, "schedule": schedule(utd), **extra})
     row = {"task": task, "config": name, "utd": utd, "seed": seed, "env_steps": num_envs * iterations}
     start, cpu = time.perf_counter(), time.process_time()
