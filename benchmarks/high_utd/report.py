@@ -54,16 +54,17 @@ def plot(summary: dict, tasks: list[str], configs: list[str], utds: list[int], p
         return False
     fig, axes = plt.subplots(2, len(tasks), figsize=(6 * len(tasks), 8), squeeze=False)
     for j, task in enumerate(tasks):
-        for config in configs:
+        for i, config in enumerate(configs):  # tab20: more configurations than the default cycle's 10 colours
+            color = plt.get_cmap("tab20")(i % 20)
             xs = [u for u in utds if (task, config, u) in summary and summary[(task, config, u)]["n"]]
             if not xs:
                 continue
             style = "-" if config in ("fasttd3", "fastsac") else "--"
             axes[0][j].errorbar(xs, [summary[(task, config, u)]["mean"] for u in xs],
                                 yerr=[summary[(task, config, u)]["std"] for u in xs], label=config, ls=style,
-                                marker="o", capsize=3)  # fmt: skip
+                                marker="o", capsize=3, color=color)  # fmt: skip
             axes[1][j].plot(xs, [summary[(task, config, u)]["critic_norm"] for u in xs], label=config, ls=style,
-                            marker="o")  # fmt: skip
+                            marker="o", color=color)  # fmt: skip
         axes[0][j].set(title=f"{task}: final return at equal env steps", xscale="log", xlabel="UTD",
                        ylabel="final eval return")  # fmt: skip
         axes[1][j].set(title=f"{task}: critic parameter norm at the end", xscale="log", xlabel="UTD",
@@ -96,18 +97,43 @@ def main() -> None:
     lines += ["Machine and load (`uptime` at start and end of the sweep, `lscpu` model name):", "", "```",
               machine, "```", ""]  # fmt: skip
     lines += ["## Best configuration per task and UTD (highest mean final return at equal env steps)", "",
-              "| task | UTD | best | return | plain fasttd3 | runner-up | seeds |",
-              "| --- | --- | --- | --- | --- | --- | --- |"]  # fmt: skip
+              "Mean ± std over seeds. 'apart' says whether the best configuration's mean minus its std lies above the "
+              "plain FastTD3 mean plus its std (a rough separation check for 3 seeds, not a significance test).", "",
+              "| task | UTD | best | return | plain fasttd3 | plain fastsac | apart from fasttd3 | runner-up | seeds |",
+              "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]  # fmt: skip
+
+    def cell(key: tuple[str, str, int]) -> str:
+        s = summary.get(key)
+        return f"{s['mean']:.1f} ± {s['std']:.1f}" if s and s["n"] else "—"
+
+    ranks: dict[int, dict[str, list[int]]] = defaultdict(lambda: defaultdict(list))
     for task in tasks:
         for utd in utds:
             cand = sorted(((s["mean"], c) for (t, c, u), s in summary.items() if t == task and u == utd and s["n"]),
                           reverse=True)  # fmt: skip
             if not cand:
                 continue
-            plain = summary.get((task, "fasttd3", utd), {}).get("mean", float("nan"))
+            for rank, (_, c) in enumerate(cand, 1):
+                ranks[utd][c].append(rank)
+            best = summary[(task, cand[0][1], utd)]
+            plain = summary.get((task, "fasttd3", utd))
+            apart = "—" if plain is None or cand[0][1] == "fasttd3" else (
+                "yes" if best["mean"] - best["std"] > plain["mean"] + plain["std"] else "no")  # fmt: skip
             runner = f"{cand[1][1]} ({cand[1][0]:.1f})" if len(cand) > 1 else "—"
-            n = summary[(task, cand[0][1], utd)]["n"]
-            lines.append(f"| {task} | {utd} | **{cand[0][1]}** | {cand[0][0]:.1f} | {plain:.1f} | {runner} | {n} |")
+            lines.append(f"| {task} | {utd} | **{cand[0][1]}** | {cell((task, cand[0][1], utd))} | "
+                         f"{cell((task, 'fasttd3', utd))} | {cell((task, 'fastsac', utd))} | {apart} | {runner} | "
+                         f"{best['n']} |")  # fmt: skip
+    lines += ["", "## Best configuration per UTD over both tasks (mean rank of the mean return, 1 = best)", "",
+              "| UTD | best (mean rank) | second | third | plain fasttd3 | plain fastsac |",
+              "| --- | --- | --- | --- | --- | --- |"]  # fmt: skip
+    for utd in utds:
+        mean_rank = sorted((statistics.fmean(r), c) for c, r in ranks[utd].items() if len(r) == len(tasks))
+        if not mean_rank:
+            continue
+        top = [f"{c} ({m:.1f})" for m, c in mean_rank[:3]] + ["—"] * 3
+        plain = {c: f"{m:.1f}" for m, c in mean_rank}
+        lines.append(f"| {utd} | **{top[0]}** | {top[1]} | {top[2]} | {plain.get('fasttd3', '—')} | "
+                     f"{plain.get('fastsac', '—')} |")  # fmt: skip
     lines += ["", "## All configurations", "",
               "| task | config | UTD | return (mean ± std over seeds) | seeds ok / failed | critic norm | σ | wall s "
               "| CPU s |", "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]  # fmt: skip

@@ -41,8 +41,8 @@ def configs(iterations: int) -> dict[str, tuple[str, dict, object, dict]]:
     def speq(u):  # same total critic updates: a quarter online, the rest in phases every 50 learning steps
         return {"utd": u / 4, "stabilize_every": 50, "stabilize_updates": int(50 * u * 3 / 4)}
 
-    def reset(u):
-        return {"utd": u, "reset_every": max(1, iterations // 3)}
+    def reset(u):  # two full resets, after a third and two thirds of the run (never on its last steps)
+        return {"utd": u, "reset_every": iterations // 3 + 1}
 
     fam = {"critic_width": 64, "critic_depth": 1}
     return {
