@@ -151,13 +151,18 @@ def td3_critic_loss(critic: EnsembleCritic, critic_target: EnsembleCritic, actor
     return loss, TensorDict({"critic_loss": loss.detach(), "q_mean": q.mean(), "q_max": q.max()})
 
 
-def td3_actor_loss(actor: nn.Module, critic: EnsembleCritic, batch, reduction: str) -> tuple[torch.Tensor, TensorDict]:
+def td3_actor_loss(
+    actor: nn.Module, critic: EnsembleCritic, batch, reduction: str, action_l2: float = 0.0
+) -> tuple[torch.Tensor, TensorDict]:
     """Deterministic policy gradient: maximize the critics' expected Q of the actor's action, reduced over the
-    ensemble by ``reduction`` ('min': clipped double-Q, 'mean'). Uses ``critic_obs`` when the batch has them."""
+    ensemble by ``reduction`` ('min': clipped double-Q, 'mean'), plus ``action_l2`` x mean(a^2) (``--action-l2``,
+    HER's penalty; off by default). Uses ``critic_obs`` when the batch has them."""
     action = actor(batch["obs"])
     q = critic.q_values(critic(batch.get("critic_obs", batch["obs"]), action))  # [members, B]
     q = q.min(dim=0).values if reduction == "min" else q.mean(dim=0)
     loss = -q.mean()
+    if action_l2 > 0:  # a Python constant: the default graph is unchanged
+        loss = loss + action_l2 * action.square().mean()
     return loss, TensorDict({"actor_loss": loss.detach(), "action_abs": action.detach().abs().mean()})
 
 

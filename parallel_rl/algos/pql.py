@@ -33,4 +33,4 @@ class PQL(TD3Family):
     def actor_loss(
         self, actor: nn.Module, critic: EnsembleCritic, batch: TensorDict
     ) -> tuple[torch.Tensor, TensorDict]:
-        return td3_actor_loss(actor, critic, batch, self.hp.actor_q_reduction)
+        return td3_actor_loss(actor, critic, batch, self.hp.actor_q_reduction, self.hp.action_l2)
