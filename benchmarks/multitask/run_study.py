@@ -39,12 +39,14 @@ ROOT = Path(__file__).resolve().parents[2]
 TASKS = ("pendulum", "cartpole-swingup", "reacher3")
 MULTI = "multi:" + ",".join(TASKS)
 HELD_OUT = "cartpole-balance"
+FIXED = ["--v-min", "-135", "--v-max", "101"]  # the multi-task preset's union of the supports at gamma 0.99
+BRC = ["--reward-normalization", "brc", "--v-min", "-10", "--v-max", "10"]
 BIG_BATCH = ["--batch-size", "768", "--utd", "4"]
 FITTED = ["--task-reward-scales", "0.1", "1", "0.3333333", "--v-min", "-50", "--v-max", "101"]
 #: Flags of each multi-task variant (and of the transfer runs that start from it).
 VARIANTS = {
-    "fixed": ["--v-min", "-135", "--v-max", "101"],  # the multi-task preset's union of the supports at gamma 0.99
-    "brc": ["--reward-normalization", "brc", "--v-min", "-10", "--v-max", "10"],
+    "fixed": FIXED,
+    "brc": BRC,
     # Per-task reward scales that undo the shared discount's stretch instead of widening the support: reacher3's
     # rewards x (1 - 0.99) / (1 - 0.97) = 1/3 keep its values in its own preset's [-45, 1] at gamma 0.99, so the
     # union of the presets' supports is [-50, 101] (pendulum 0.1 as in its preset, cartpole-swingup 1).
@@ -52,8 +54,8 @@ VARIANTS = {
     # 3 x the batch at a third of the updates: the same env steps and the same samples per transition (replay ratio)
     # as the other variants, with a task's rows per batch (in proportion to its envs) 256 on average, as in the
     # single-task runs, instead of 85.
-    "fixed-b768": ["--v-min", "-135", "--v-max", "101", *BIG_BATCH],
-    "brc-b768": ["--reward-normalization", "brc", "--v-min", "-10", "--v-max", "10", *BIG_BATCH],
+    "fixed-b768": [*FIXED, *BIG_BATCH],
+    "brc-b768": [*BRC, *BIG_BATCH],
     # 'fitted' plus HER's squared-action penalty in the actor loss (--action-l2; lambda 0.03 chosen on seed 1 among
     # 0.01, 0.03, 0.1, see results.md), against the actor saturating at a constant action.
     "fitted-l2": [*FITTED, "--action-l2", "0.03"],
