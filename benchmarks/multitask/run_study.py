@@ -17,7 +17,7 @@ Design (same data and compute on both sides):
   (``--reward-normalization brc``) on the support [-10, 10];
 - score per task: (multi - random) / (single - random) x 100 on the final deterministic evaluation (seed means);
 - transfer: ``cartpole-balance`` (held out) from each multi-task seed's final checkpoint of the ``--transfer-from``
-  variant (``--init-from``, fresh task embedding, nothing frozen) vs from scratch, same budget and the same value
+  variant(s) (``--init-from``, fresh task embedding, nothing frozen) vs from scratch, same budget and the same value
   support and reward normalization as that variant; compared by the mean of the evaluation curve (area under it
   per env step) and by the final return.
 """
@@ -59,11 +59,18 @@ VARIANTS = {
     # 'fitted' plus HER's squared-action penalty in the actor loss (--action-l2; lambda 0.03 chosen on seed 1 among
     # 0.01, 0.03, 0.1, see results.md), against the actor saturating at a constant action.
     "fitted-l2": [*FITTED, "--action-l2", "0.03"],
+    # 'brc' (which swung cartpole-swingup up on every seed but lost pendulum on two) with the same penalty.
+    "brc-l2": [*BRC, "--action-l2", "0.03"],
 }
 
 
 def multi_name(variant: str, seed: int) -> str:
     return f"multi-s{seed}" if variant == "fixed" else f"multi-{variant}-s{seed}"
+
+
+def held_out_name(kind: str, source: str, seed: int) -> str:
+    """Run name of a held-out-task run ('scratch' or 'transfer') with the flags of multi-task variant ``source``."""
+    return f"{kind}-{HELD_OUT}-s{seed}" if source == "fixed" else f"{kind}-{source}-{HELD_OUT}-s{seed}"
 
 
 def common_flags(args) -> list[str]:
@@ -92,32 +99,18 @@ def plan(args) -> list[dict]:
                 "--total-env-steps", str(total), "--eval-every", str(max(3 * args.envs, total // args.evals)),
                 "--buffer-size", "600000", "--task-embedding-dim", str(args.embedding_dim), *VARIANTS[variant],
             ]})  # fmt: skip
-    for seed in args.seeds:
-        common = [
-            "--task",
-            HELD_OUT,
-            "--seed",
-            str(seed),
-            "--num-envs",
-            str(args.envs),
-            "--eval-envs",
-            "32",
-            "--utd",
-            str(args.utd),
-            "--total-env-steps",
-            str(args.transfer_steps),
-            "--eval-every",
-            str(max(args.envs, args.transfer_steps // args.evals)),
-            "--buffer-size",
-            "200000",
-            *VARIANTS[args.transfer_from],  # the source variant's support and reward normalization
-        ]
-        runs.append({"name": f"scratch-{HELD_OUT}-s{seed}", "kind": "scratch", "task": HELD_OUT, "seed": seed,
-                     "argv": common})  # fmt: skip
-        runs.append({"name": f"transfer-{HELD_OUT}-s{seed}", "kind": "transfer", "task": HELD_OUT, "seed": seed,
-                     "after": multi_name(args.transfer_from, seed), "argv": [*common, "--task-embedding-dim",
-                     str(args.embedding_dim), "--init-from",
-                     f"{{runs}}/{multi_name(args.transfer_from, seed)}/checkpoints/final.pt"]})  # fmt: skip
+    for source in args.transfer_from:
+        for seed in args.seeds:
+            common = ["--task", HELD_OUT, "--seed", str(seed), "--num-envs", str(args.envs), "--eval-envs", "32",
+                      "--utd", str(args.utd), "--total-env-steps", str(args.transfer_steps), "--eval-every",
+                      str(max(args.envs, args.transfer_steps // args.evals)), "--buffer-size", "200000",
+                      *VARIANTS[source]]  # the source variant's support and reward normalization  # fmt: skip
+            runs.append({"name": held_out_name("scratch", source, seed), "kind": "scratch", "task": HELD_OUT,
+                         "seed": seed, "source": source, "argv": common})  # fmt: skip
+            runs.append({"name": held_out_name("transfer", source, seed), "kind": "transfer", "task": HELD_OUT,
+                         "seed": seed, "source": source, "after": multi_name(source, seed), "argv": [
+                *common, "--task-embedding-dim", str(args.embedding_dim), "--init-from",
+                f"{{runs}}/{multi_name(source, seed)}/checkpoints/final.pt"]})  # fmt: skip
     return runs
 
 
@@ -211,20 +204,23 @@ def report(args, runs: list[dict], out: Path, machine: dict, wall: float) -> Non
                                      "return": r} for s, r in eval_curve(m_dir, f"eval_return/{task}")]  # fmt: skip
                 elif m_dir.name not in missing:
                     missing.append(m_dir.name)
-    transfer = {}
-    for kind in ("scratch", "transfer"):
-        finals, aucs = [], []
-        for seed in args.seeds:
-            d = runs_dir / f"{kind}-{HELD_OUT}-s{seed}"
-            if not (d / "summary.json").is_file():
-                missing.append(d.name)
-                continue
-            curve = eval_curve(d, "eval_return")
-            curves_rows += [{"kind": kind, "task": HELD_OUT, "seed": seed, "task_env_steps": s, "return": r}
-                            for s, r in curve]  # fmt: skip
-            finals.append(json.loads((d / "summary.json").read_text())["final_eval_return"])
-            aucs.append(sum(r for _, r in curve) / len(curve))
-        transfer[kind] = (finals, aucs)
+    transfer: dict[str, dict[str, tuple[list[float], list[float]]]] = {}
+    for source in args.transfer_from:
+        transfer[source] = {}
+        for kind in ("scratch", "transfer"):
+            finals, aucs = [], []
+            for seed in args.seeds:
+                d = runs_dir / held_out_name(kind, source, seed)
+                if not (d / "summary.json").is_file():
+                    missing.append(d.name)
+                    continue
+                curve = eval_curve(d, "eval_return")
+                label = kind if source == "fixed" else f"{kind}-{source}"
+                curves_rows += [{"kind": label, "task": HELD_OUT, "seed": seed, "task_env_steps": s, "return": r}
+                                for s, r in curve]  # fmt: skip
+                finals.append(json.loads((d / "summary.json").read_text())["final_eval_return"])
+                aucs.append(sum(r for _, r in curve) / len(curve))
+            transfer[source][kind] = (finals, aucs)
     with (out / "curves.csv").open("w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=["kind", "task", "seed", "task_env_steps", "return"])
         w.writeheader()
@@ -279,20 +275,21 @@ def report(args, runs: list[dict], out: Path, machine: dict, wall: float) -> Non
     for variant, ok in verdicts.items():
         lines.append(f"Variant '{variant}': acceptance (>= 80 on every task) {'MET' if all(ok) else 'NOT met'} "
                      f"({sum(ok)} of {len(ok)} tasks).")  # fmt: skip
-    lines += ["", f"Transfer to the held-out `{HELD_OUT}` ({args.transfer_steps} env steps, {args.envs} envs, "
-              f"random {rand[HELD_OUT]:.1f}): from each seed's final checkpoint of the '{args.transfer_from}' "
-              "multi-task variant (`--init-from`, a fresh task embedding, nothing frozen) vs from scratch, both with "
-              f"`{' '.join(VARIANTS[args.transfer_from])}`.", "",
-              "| start | final return (mean ± std) | mean of the eval curve (mean ± std) |",
-              "| --- | ---: | ---: |"]  # fmt: skip
-    for kind, (finals, aucs) in transfer.items():
-        if finals:
-            (fm, fs), (am, as_) = mean_std(finals), mean_std(aucs)
-            lines.append(f"| {kind} | {fm:.1f} ± {fs:.1f} ({len(finals)}) | {am:.1f} ± {as_:.1f} |")
-    if transfer["scratch"][1] and transfer["transfer"][1]:
-        faster = mean_std(transfer["transfer"][1])[0] > mean_std(transfer["scratch"][1])[0]
-        lines += ["", f"Transfer {'learns faster' if faster else 'does NOT learn faster'} per env step than scratch "
-                  "(mean of the evaluation curve)."]  # fmt: skip
+    for source, by_kind in transfer.items():
+        lines += ["", f"Transfer to the held-out `{HELD_OUT}` ({args.transfer_steps} env steps, {args.envs} envs, "
+                  f"random {rand[HELD_OUT]:.1f}): from each seed's final checkpoint of the '{source}' multi-task "
+                  "variant (`--init-from`, a fresh task embedding, nothing frozen) vs from scratch, both with "
+                  f"`{' '.join(VARIANTS[source])}`.", "",
+                  "| start | final return (mean ± std) | mean of the eval curve (mean ± std) |",
+                  "| --- | ---: | ---: |"]  # fmt: skip
+        for kind, (finals, aucs) in by_kind.items():
+            if finals:
+                (fm, fs), (am, as_) = mean_std(finals), mean_std(aucs)
+                lines.append(f"| {kind} | {fm:.1f} ± {fs:.1f} ({len(finals)}) | {am:.1f} ± {as_:.1f} |")
+        if by_kind["scratch"][1] and by_kind["transfer"][1]:
+            faster = mean_std(by_kind["transfer"][1])[0] > mean_std(by_kind["scratch"][1])[0]
+            lines += ["", f"Transfer from '{source}' {'learns faster' if faster else 'does NOT learn faster'} per "
+                      "env step than scratch (mean of the evaluation curve)."]  # fmt: skip
     if missing:
         lines += ["", f"Runs that did not finish: {', '.join(missing)}."]
     lines += ["", "Curves (mean over seeds; x = env steps of that task):", ""]
@@ -350,15 +347,14 @@ def main() -> None:
     p.add_argument("--evals", type=int, default=8, help="evaluations per run")
     p.add_argument("--variants", nargs="+", choices=sorted(VARIANTS), default=["fixed", "brc"],
                    help="multi-task variants to run (see VARIANTS)")  # fmt: skip
-    p.add_argument(
-        "--transfer-from", choices=sorted(VARIANTS), default="fixed", help="variant the transfer starts from"
-    )
+    p.add_argument("--transfer-from", nargs="+", choices=sorted(VARIANTS), default=["fixed"],
+                   help="variants the transfer runs start from (each with its own from-scratch runs)")  # fmt: skip
     p.add_argument("--transfer-steps", type=int, default=8000)
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--report-only", action="store_true")
     args = p.parse_args()
-    if args.transfer_from not in args.variants:
-        p.error(f"--transfer-from {args.transfer_from} must be one of --variants {args.variants}")
+    if not set(args.transfer_from) <= set(args.variants):
+        p.error(f"--transfer-from {args.transfer_from} must be among --variants {args.variants}")
     sys.path.insert(0, str(ROOT))
     from launch.benchmark import machine_info
 
@@ -371,7 +367,7 @@ def main() -> None:
     if not args.report_only:
         flags = common_flags(args)
         # The transfer source first, then the single-task runs and the transfer runs, the other variants last.
-        first = [r for r in runs if r["kind"] == "multi" and r["variant"] == args.transfer_from]
+        first = [r for r in runs if r["kind"] == "multi" and r["variant"] in args.transfer_from]
         order = first + [r for r in runs if r["kind"] == "single"] + [
             r for r in runs if r["kind"] in ("scratch", "transfer")] + [
             r for r in runs if r["kind"] == "multi" and r not in first]  # fmt: skip
