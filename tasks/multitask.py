@@ -95,6 +95,8 @@ def combine_presets(subs: Sequence[str], presets_of: Callable[[str], dict[str, d
         if "default" in out[algo] and algo != "crossq":  # crossq's critic is its batch-renormalized MLP
             extra = BRC_REWARD_NORMALIZATION if algo not in ("fastsac", "crossq") else {}  # TD3 family only
             out[algo]["brc"] = merge(out[algo]["default"], BRC, extra)
+        if "default" in out[algo] and algo in ("fasttd3", "pql"):  # the algorithms with --action-l2
+            out[algo]["brc-cpu"] = merge(out[algo]["default"], BRC_REWARD_NORMALIZATION, BRC_CPU)
     return out
 
 
@@ -111,6 +113,12 @@ BRC: dict[str, Any] = {
 
 
 BRC_REWARD_NORMALIZATION: dict[str, Any] = {"agent": {"reward_normalization": "brc", "v_min": -10.0, "v_max": 10.0}}
+
+
+#: The CPU multi-task recipe measured in benchmarks/multitask (variant 'brc-l2'): the default preset's networks and
+#: sizes, BRC's adaptive per-task reward normalization on [-10, 10], and HER's squared-action penalty (lambda 0.03),
+#: which keeps the actor from parking at a constant saturated action on one task while it learns the others.
+BRC_CPU: dict[str, Any] = {"agent": {"action_l2": 0.03}}
 
 
 def _combine(presets: list[dict[str, Any]]) -> dict[str, Any]:

@@ -4,6 +4,7 @@ metrics and run-table rows on toy tasks with known returns, balanced sampling, t
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 
 import pytest
@@ -264,3 +265,19 @@ def test_multitask_support_covers_every_task_at_the_shared_discount():
     agent = tasks.preset("multi:pendulum,cartpole-swingup,reacher3", "fasttd3")["agent"]
     assert agent["gamma"] == 0.99
     assert (agent["v_min"], agent["v_max"]) == (pytest.approx(-135.0), pytest.approx(101.0))
+
+
+@pytest.mark.parametrize("algo", ["fasttd3", "pql"])
+def test_brc_cpu_preset_is_the_measured_recipe(algo):
+    """``--preset brc-cpu`` is exactly the default preset plus the flags of benchmarks/multitask's 'brc-l2' variant
+    (the one that met the 80 % bar there), so the preset and the measurement cannot drift apart."""
+    from benchmarks.multitask.run_study import VARIANTS
+    from launch.train import parse
+
+    task = "multi:pendulum,cartpole-swingup,reacher3"
+    preset = parse(["--task", task, "--algo", algo, "--preset", "brc-cpu"])
+    flags = parse(["--task", task, "--algo", algo, *VARIANTS["brc-l2"]])
+    assert preset.preset == "brc-cpu" and dataclasses.replace(preset, preset="default") == flags
+    assert (preset.agent.reward_normalization, preset.agent.v_min, preset.agent.v_max, preset.agent.action_l2) == (
+        "brc", -10.0, 10.0, 0.03)  # fmt: skip
+    assert preset != parse(["--task", task, "--algo", algo])

@@ -61,6 +61,8 @@ VARIANTS = {
     "fitted-l2": [*FITTED, "--action-l2", "0.03"],
     # 'brc' (which swung cartpole-swingup up on every seed but lost pendulum on two) with the same penalty.
     "brc-l2": [*BRC, "--action-l2", "0.03"],
+    # 'brc-l2' with a critic twice as wide (BRC's lever is the critic's size; the actor stays at the presets' width).
+    "brc-l2-w512": [*BRC, "--action-l2", "0.03", "--critic-hidden", "512", "512"],
 }
 
 
