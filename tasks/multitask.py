@@ -115,10 +115,11 @@ BRC: dict[str, Any] = {
 BRC_REWARD_NORMALIZATION: dict[str, Any] = {"agent": {"reward_normalization": "brc", "v_min": -10.0, "v_max": 10.0}}
 
 
-#: The CPU multi-task recipe measured in benchmarks/multitask (variant 'brc-l2'): the default preset's networks and
-#: sizes, BRC's adaptive per-task reward normalization on [-10, 10], and HER's squared-action penalty (lambda 0.03),
-#: which keeps the actor from parking at a constant saturated action on one task while it learns the others.
-BRC_CPU: dict[str, Any] = {"agent": {"action_l2": 0.03}}
+#: The CPU multi-task recipe measured in benchmarks/multitask (variant 'brc-l2-w512'): the default preset's sizes
+#: with a 512-512 critic (BRC's lever is the critic's size), BRC's adaptive per-task reward normalization on
+#: [-10, 10], and HER's squared-action penalty (lambda 0.03), which keeps the actor from parking at a constant
+#: saturated action on one task while it learns the others.
+BRC_CPU: dict[str, Any] = {"agent": {"action_l2": 0.03, "critic_hidden": (512, 512)}}
 
 
 def _combine(presets: list[dict[str, Any]]) -> dict[str, Any]:

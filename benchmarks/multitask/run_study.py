@@ -334,7 +334,7 @@ def plot(rows: list[dict], out: Path) -> list[Path]:
     return paths
 
 
-def main() -> None:
+def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "multitask")
     p.add_argument("--scale", type=float, default=0.5, help="fraction of the single-task presets' budgets")
@@ -354,6 +354,11 @@ def main() -> None:
     p.add_argument("--transfer-steps", type=int, default=8000)
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--report-only", action="store_true")
+    return p
+
+
+def main() -> None:
+    p = parser()
     args = p.parse_args()
     if not set(args.transfer_from) <= set(args.variants):
         p.error(f"--transfer-from {args.transfer_from} must be among --variants {args.variants}")
