@@ -118,7 +118,8 @@ class AgentConfig:
     """How the actor's objective reduces over the critic ensemble: the smallest expected Q (FastTD3's reference
     with use_cdq, PQL, CrossQ) or their mean (holosoma's FastSAC)."""
     action_l2: float = 0.0
-    """fasttd3, pql: weight of a penalty on the squared actions (in [-1, 1], mean over batch and action dims) added to
+    """fasttd3, pql, dac, vpl (the algorithms whose policy loss is ``common.td3_actor_loss``; refused elsewhere):
+    weight of a penalty on the squared actions (in [-1, 1], mean over batch and action dims) added to
     the deterministic policy loss, as HER's DDPG does (Andrychowicz et al. 2017, ``action_l2`` = 1 there). It keeps
     the tanh from settling at the action bound, where it passes almost no gradient. 0 (default): FastTD3's and
     PQL's references, which have no such term."""
@@ -503,6 +504,8 @@ def validate(cfg: TrainConfig) -> None:
         bad("actor_init_scale", f"must be >= 0 (0 = PyTorch's default init), got {a.actor_init_scale}")
     if a.action_l2 < 0:
         bad("action_l2", f"must be >= 0 (0 = no penalty), got {a.action_l2}")
+    if a.action_l2 > 0 and cfg.algo in ("fastsac", "crossq", "dea"):  # their policy losses have no such term
+        bad("action_l2", f"applies to fasttd3, pql, dac and vpl, not to {cfg.algo} (whose policy loss is its own)")
     if not 0 <= a.std_min <= a.std_max:
         bad("std_min", f"need 0 <= std_min <= std_max, got {a.std_min}, {a.std_max}")
     if a.critic_lr <= 0:

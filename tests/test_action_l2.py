@@ -42,3 +42,10 @@ def test_action_l2_adds_the_mean_squared_action_to_the_policy_loss(l2):
 def test_negative_action_l2_is_refused():
     with pytest.raises(ConfigError, match="action-l2"):
         validate(parse(["--task", "pendulum", "--action-l2", "-0.1"]))
+
+
+@pytest.mark.parametrize("algo", ["fastsac", "crossq", "dea"])
+def test_action_l2_is_refused_where_the_policy_loss_ignores_it(algo):
+    with pytest.raises(ConfigError, match="action-l2"):
+        validate(parse(["--task", "pendulum", "--algo", algo, "--action-l2", "0.03"]))
+    validate(parse(["--task", "pendulum", "--algo", algo]))  # the default (0) stays valid
