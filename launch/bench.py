@@ -36,6 +36,8 @@ import torch
 import tyro
 from tensordict import TensorDict
 
+from parallel_rl.memory import retain_freed_memory
+
 ENV_COUNTS = (1, 64, 1024, 4096)
 QUICK_ENV_COUNTS = (1, 64)
 #: Representative task for the network benchmark: its obs/act sizes and value range.
@@ -518,6 +520,8 @@ def run(cfg: BenchConfig, command: str) -> dict[str, Any]:
     if cfg.torch_threads > 0:
         torch.set_num_threads(cfg.torch_threads)
     device = resolve_device(cfg.device)
+    if device.type == "cpu":
+        retain_freed_memory()  # as the training runs it measures do by default (--keep-cpu-memory)
     env_counts = QUICK_ENV_COUNTS if cfg.quick else ENV_COUNTS
     if cfg.quick:
         cfg = replace(cfg, seconds=min(cfg.seconds, 0.05), max_env_steps=min(cfg.max_env_steps, 20),
@@ -589,8 +593,11 @@ def compare_main(cfg: BenchConfig, command: str) -> dict[str, Any]:
     if cfg.torch_threads > 0:
         torch.set_num_threads(cfg.torch_threads)
     device = torch.device("cpu")
+    # Process-wide, before anything is built, so both sides of every ratio run with it (a CPU training run of ours
+    # applies it by default: --keep-cpu-memory).
+    kept = retain_freed_memory()
     if cfg.reference:
-        results = {"machine": machine_info(device), "command": command,
+        results = {"machine": machine_info(device), "command": command, "keep_cpu_memory": kept,
                    **bc.run_reference(cfg.reference, rounds=cfg.rounds, seed=cfg.seed)}  # fmt: skip
         results["load_avg_end"] = _load_avg()
         out_dir = Path(cfg.out_dir)

@@ -88,15 +88,30 @@ class MatmulChain:
     """The matmuls of one critic update and nothing else: the policy's forward for the target action, the target
     critics' forward, the critics' forward and their backward (weight gradients for every layer, input gradients
     for all but the first), as ``bmm``/``mm`` into preallocated outputs. Its FLOP rate is what the update could
-    reach if everything around the matmuls were free."""
+    reach if everything around the matmuls were free.
+
+    ``update="actor"``: the matmuls of one policy update instead: the policy's forward, the (frozen) critics'
+    forward, their input gradients down to the action, and the policy's backward (weight gradients for every
+    layer, input gradients for all but the first)."""
 
     def __init__(self, obs_dim: int, act_dim: int, critic_hidden, actor_hidden, num_atoms: int, batch: int,
-                 members: int = 2) -> None:  # fmt: skip
+                 members: int = 2, update: str = "critic") -> None:  # fmt: skip
         self.ops: list[tuple[Callable, tuple]] = []
         self.flops = 0.0
-        for a, b in mlp_dims(obs_dim, tuple(actor_hidden), act_dim):
-            self._add(torch.mm, (batch, a), (a, b))
+        actor = mlp_dims(obs_dim, tuple(actor_hidden), act_dim)
         critic = mlp_dims(obs_dim + act_dim, tuple(critic_hidden), num_atoms)
+        for a, b in actor:
+            self._add(torch.mm, (batch, a), (a, b))
+        if update == "actor":
+            for a, b in critic:
+                self._add(torch.bmm, (members, batch, a), (members, a, b))
+            for a, b in critic:
+                self._add(torch.bmm, (members, batch, b), (members, b, a))  # input gradient, down to the action
+            for i, (a, b) in enumerate(actor):
+                self._add(torch.mm, (a, batch), (batch, b))  # weight gradient
+                if i > 0:
+                    self._add(torch.mm, (batch, b), (b, a))  # input gradient
+            return
         for _ in range(2):  # target critics, then the trained critics
             for a, b in critic:
                 self._add(torch.bmm, (members, batch, a), (members, a, b))
@@ -346,6 +361,22 @@ def run_reference(path: str, rounds: int = 3, seconds: float = 0.5, num_envs: in
             ours_tflops=statistics.median(rates["ours"]) * flops / 1e12,
             chain_tflops=statistics.median(rates["chain"]) * flops / 1e12,
             ratio=median_ratio(rates, "ours", "chain"), rounds=round_ratios(rates, "ours", "chain"))  # fmt: skip
+        # The bound on the 2 + 1 ratio: the matmuls of 2 critic updates and 1 policy update, nothing else, against
+        # FastTD3's whole loop. No implementation that computes these products at this machine's matmul speed can
+        # beat FastTD3 by more than this ratio.
+        policy_chain = MatmulChain(ours.obs_dim, ours.act_dim, _widths(critic_dim), _widths(actor_dim), 101, batch,
+                                   update="actor")  # fmt: skip
+
+        def chains(chain: MatmulChain = chain, policy_chain: MatmulChain = policy_chain) -> None:
+            chain()
+            chain()
+            policy_chain()
+
+        rates = interleaved({"chain": chains, "fasttd3": ref.two_critic_one_actor}, rounds, chunk,
+                            clock=default_clock())  # fmt: skip
+        row(shapes=name, figure="2 critic + 1 actor, bare matmul chains (bound on ours / FastTD3)", batch=batch,
+            ours_per_s=statistics.median(rates["chain"]), fasttd3_per_s=statistics.median(rates["fasttd3"]),
+            ratio=median_ratio(rates, "chain", "fasttd3"), rounds=round_ratios(rates, "chain", "fasttd3"))  # fmt: skip
         ours.close()
     from launch.bench import filled_buffer
 
@@ -384,6 +415,8 @@ def reference_markdown(results: dict) -> str:
         f"- date: {m['date']}; CPU: {m['cpu_model']}, {m['cpu_cores_usable']} usable cores, torch threads "
         f"{m['torch_threads']}, torch {m['torch_version']}",
         f"- load average (1, 5, 15 min) before / after: {m['load_avg_start']} / {results['load_avg_end']}",
+        "- freed memory kept in the process (glibc mallopt, `parallel_rl.memory`, as our CPU runs do by default), "
+        f"for both sides: {results.get('keep_cpu_memory', False)}",
         "",
         "ratio = ours / FastTD3 (or / the bare matmul chain) in updates (or samples) per second: the median over "
         "rounds of the two rates measured back to back, each round's ratio listed; > 1 means ours is faster. Rates "

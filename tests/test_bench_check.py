@@ -65,6 +65,15 @@ def test_matmul_chain_flops_by_hand():
     chain()
 
 
+def test_policy_update_matmul_chain_flops_by_hand():
+    # actor 2 -> 3 -> 1 at batch 4: forward 2*4*(2*3 + 3*1) = 72, weight gradients 72 again, input gradient of the
+    # second layer 2*4*(1*3) = 24. Frozen critics (2+1) -> 5 -> 2, 2 members: forward 2*2*4*(3*5 + 5*2) = 400, input
+    # gradients down to the action (every layer) 400 again.
+    chain = bc.MatmulChain(2, 1, (5,), (3,), 2, batch=4, update="actor")
+    assert chain.flops == 72 + 72 + 24 + 400 + 400
+    chain()
+
+
 def test_reference_commit_of_an_exported_tree(tmp_path):
     (tmp_path / "COMMIT").write_text("229ed59bbf43ea2f7a2d5d90d1076314839944d7\n")
     assert bc.reference_commit(tmp_path) == "229ed59bbf43ea2f7a2d5d90d1076314839944d7"

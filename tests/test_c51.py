@@ -117,3 +117,24 @@ def test_both_critics_in_one_batched_call_match_separate_evaluation():
             h = h @ layer.weight[m] + layer.bias[m] if hasattr(layer, "weight") else layer(h)
         assert torch.allclose(out[m], h, atol=1e-6)
     assert not torch.allclose(out[0], out[1])  # members are independently initialised
+
+
+@pytest.mark.parametrize("members", [2, 3])
+def test_members_projected_together_equal_each_member_projected_alone(support, members):
+    """[M, B, A] input (indices computed once for all members) is bitwise the per-member projection, and the
+    projected clipped double-Q pick equals the brute-force pick of the member with the lowest projected mean."""
+    from parallel_rl.algos.common import projected_clipped_double_q
+
+    g = torch.Generator().manual_seed(5)
+    logits = torch.randn(members, 64, 11, generator=g, dtype=torch.float64) * 2
+    reward = torch.rand(64, generator=g, dtype=torch.float64) * 30 - 15
+    discount = torch.rand(64, generator=g, dtype=torch.float64) * (torch.rand(64, generator=g) > 0.2)
+    probs = torch.softmax(logits, -1)
+    together = categorical_projection(probs, reward, discount, support)
+    alone = torch.stack([categorical_projection(probs[m], reward, discount, support) for m in range(members)])
+    assert torch.equal(together, alone)
+    means = (alone * support).sum(-1)
+    pick = [min(range(members), key=lambda m: (float(means[m, i]), m)) for i in range(64)]
+    expected = torch.stack([alone[pick[i], i] for i in range(64)])
+    assert torch.equal(projected_clipped_double_q(logits, reward, discount, support), expected)
+    assert len(set(pick)) > 1  # both branches of the choice are exercised

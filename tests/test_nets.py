@@ -45,3 +45,28 @@ def test_fused_critic_with_frozen_weights_gives_the_action_gradient():
     (g_fused,) = torch.autograd.grad(fused.q_values(fused(obs, action)).mean(), action)
     (g_plain,) = torch.autograd.grad(plain.q_values(plain(obs, action)).mean(), action)
     torch.testing.assert_close(g_fused, g_plain, rtol=0, atol=1e-6)
+
+
+def test_whole_relu_critic_node_matches_plain_layers_for_a_critic_update():
+    """Data inputs (no input gradient: the backward stops at the first layer's weights) and a no-grad target
+    forward, through the one-node path, against the plain modules."""
+    from parallel_rl.nets.mlp import _ReLUStack
+
+    torch.manual_seed(2)
+    fused = EnsembleCritic(6, 2, (24, 16), 9, members=2)
+    assert fused.net._relu_stack
+    plain = copy.deepcopy(fused)
+    plain.net = nn.Sequential(*list(plain.net))
+    obs, action = torch.randn(40, 6), torch.randn(40, 2)
+    out = fused(obs, action)
+    assert type(out.grad_fn).__name__ == _ReLUStack.__name__ + "Backward"
+    outs, grads = [], []
+    for critic in (fused, plain):
+        out = critic(obs, action)
+        loss = (out * torch.linspace(-1, 1, out.numel()).view_as(out)).sum()
+        grads.append(torch.autograd.grad(loss, list(critic.parameters())))
+        with torch.no_grad():
+            outs.append(critic(obs, action))
+    torch.testing.assert_close(outs[0], outs[1], rtol=0, atol=1e-6)
+    for g_fused, g_plain in zip(*grads):
+        torch.testing.assert_close(g_fused, g_plain, rtol=0, atol=1e-6)

@@ -31,6 +31,7 @@ from parallel_rl.io.checkpoint import TRAINING_FIELDS, Checkpointer, policy_spec
 from parallel_rl.io.evaluation import Evaluator, evaluate_episodes
 from parallel_rl.io.files import open_run_dir, truncate_logs
 from parallel_rl.io.logger import RunLogger
+from parallel_rl.memory import retain_freed_memory
 from parallel_rl.nets import DeployedPolicy, resolve_spec
 from parallel_rl.runtime import distributed
 from parallel_rl.runtime.accel import configure_backends
@@ -64,6 +65,8 @@ def setup_process(cfg: TrainConfig, dist: DistContext) -> torch.device:
     """Process-wide setup before anything is built: threads, device, process group, backend switches."""
     apply_torch_threads(config_torch_threads(cfg))
     device = resolve_device(cfg.device)
+    if device.type == "cpu" and cfg.speed.keep_cpu_memory:
+        retain_freed_memory()
     if dist.enabled:
         if cfg.schedule.mode == "free":
             raise ConfigError("--mode free: not supported with several ranks (update counts depend on timing, "
