@@ -172,7 +172,7 @@ class ReplayBuffer:
         gen = self.generator if generator is None else generator
         src = self.view_source() if view is None else view
         if self.sampling == "per_env":
-            env = self._envs.repeat_interleave(max(1, batch_size // self.num_envs))
+            env = self._per_env_rows(max(1, batch_size // self.num_envs))
             batch_size = env.shape[0]
         elif self.group_sizes is None:
             env = torch.randint(0, self.num_envs, (batch_size,), generator=gen, device=self.device)
@@ -205,6 +205,14 @@ class ReplayBuffer:
         fallback = torch.where(oldest, row + 1, row - 1) % rows
         row = torch.where(row_ok, row, fallback)
         return self.transitions(env, row, ptr=ptr)
+
+    def _per_env_rows(self, k: int) -> torch.Tensor:
+        """Env index of each row of a per-env batch, ``k`` rows per env: a constant, built once per ``k`` (never
+        written to downstream)."""
+        cache = self.__dict__.setdefault("_per_env_cache", {})
+        if k not in cache:
+            cache[k] = self._envs.repeat_interleave(k)
+        return cache[k]
 
     @torch.no_grad()
     def transitions(self, env: torch.Tensor, row: torch.Tensor, ptr: torch.Tensor | None = None) -> TensorDict:

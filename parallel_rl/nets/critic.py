@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from parallel_rl.nets.families import NetSpec, build_ensemble_net
-from parallel_rl.nets.mlp import Norm, ensemble_mlp
+from parallel_rl.nets.mlp import EnsembleMLP, Norm, ensemble_mlp
 
 
 class EnsembleCritic(nn.Module):
@@ -52,7 +52,8 @@ class EnsembleCritic(nn.Module):
 
     def forward(self, obs: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
         # float32 out even under bf16 autocast: the loss math after it (softmax, C51 projection) stays float32.
-        return self.net(torch.cat([obs, action], dim=-1)).float()
+        x = self.net.member_input(obs, action) if isinstance(self.net, EnsembleMLP) else torch.cat([obs, action], -1)
+        return self.net(x).float()
 
     def q_values(self, out: torch.Tensor) -> torch.Tensor:
         """Expected Q per member, [members, batch], from the raw output of ``forward``."""

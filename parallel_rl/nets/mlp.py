@@ -182,6 +182,15 @@ class EnsembleMLP(nn.Sequential):
             and all(type(layers[i]) is nn.ReLU for i in range(1, n, 2))
         )
 
+    def member_input(self, *parts: torch.Tensor) -> torch.Tensor:
+        """``torch.cat(parts, -1)`` as this network's input: on a CPU, with an ``EnsembleLinear`` first, already the
+        per-member copy ``forward`` would make (one ``cat`` of broadcast views instead of a ``cat`` and a copy)."""
+        first = self[0] if len(self) else None
+        if parts[0].dim() == 2 and parts[0].device.type == "cpu" and isinstance(first, EnsembleLinear):
+            members = first.weight.shape[0]
+            return torch.cat([p.unsqueeze(0).expand(members, -1, -1) for p in parts], dim=-1)
+        return torch.cat(parts, dim=-1)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         layers = list(self)
         if x.dim() == 2 and x.device.type == "cpu" and layers and isinstance(layers[0], EnsembleLinear):
