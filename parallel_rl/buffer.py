@@ -68,6 +68,7 @@ class ReplayBuffer:
         self.ptr = torch.zeros(e, dtype=torch.int64, **kw)  # next row to write, per env
         self.count = torch.zeros(e, dtype=torch.int64, **kw)  # rows written, capped at rows_per_env
         self._envs = torch.arange(e, **kw)
+        self._per_env_cache: dict[int, torch.Tensor] = {}  # per-env sampling: rows per env -> env index of each row
         self._discounts = gamma ** torch.arange(n_step + 1, dtype=torch.float32, **kw)
         self._offsets = torch.arange(n_step, **kw)
         self.generator = torch.Generator(device=self.device)
@@ -209,10 +210,9 @@ class ReplayBuffer:
     def _per_env_rows(self, k: int) -> torch.Tensor:
         """Env index of each row of a per-env batch, ``k`` rows per env: a constant, built once per ``k`` (never
         written to downstream)."""
-        cache = self.__dict__.setdefault("_per_env_cache", {})
-        if k not in cache:
-            cache[k] = self._envs.repeat_interleave(k)
-        return cache[k]
+        if k not in self._per_env_cache:
+            self._per_env_cache[k] = self._envs.repeat_interleave(k)
+        return self._per_env_cache[k]
 
     @torch.no_grad()
     def transitions(self, env: torch.Tensor, row: torch.Tensor, ptr: torch.Tensor | None = None) -> TensorDict:

@@ -358,6 +358,10 @@ class TD3Family(ActorCriticScaffold):
             self.bounds_for_vlearner = replica(self.return_scale.bounds)
         self.critic_target = replica(self.critic)
         self.make_replicas()
+        # Fixed once the networks are built (resets and checkpoints change values in place): walking the modules for
+        # them every step took a third of the step's bookkeeping at small sizes.
+        self._critic_projects, self._policy_projects = has_projection(self.critic), has_projection(self.policy)
+        self._target_params = list(self.critic_target.parameters())
         self.critic_optimizer = make_optimizer(self.critic_params, hp.critic_lr, hp.weight_decay, dev, ctx.capturable)
         self.actor_optimizer = make_optimizer(self.actor_params, hp.actor_lr, hp.weight_decay, dev, ctx.capturable)
         # Exploration: per-env noise std and the generator of every exploration draw (rollouts own both).
@@ -389,25 +393,15 @@ class TD3Family(ActorCriticScaffold):
     def finish_critic_step(self) -> None:
         """After a critic optimizer step: weight-norm projection (SimbaV2, normed), soft target update, and the
         projection of the target (an average of unit vectors is shorter than one)."""
-        critic_projects = self._projects()[0]
-        if critic_projects:
+        if self._critic_projects:
             project_weights_(self.critic)
         soft_update_params(self._target_params, self.critic_params, self.hp.tau)
-        if critic_projects:
+        if self._critic_projects:
             project_weights_(self.critic_target)
 
     def finish_actor_step(self) -> None:
-        if self._projects()[1]:
+        if self._policy_projects:
             project_weights_(self.policy)
-
-    def _projects(self) -> tuple[bool, bool]:
-        """Whether the critic and the policy have weight-norm projections, and the target's parameter list: fixed
-        once the networks are built (resets and checkpoints change values in place); walking the modules for them
-        every step took a third of the step's bookkeeping at small sizes."""
-        if not hasattr(self, "_projections"):
-            self._projections = has_projection(self.critic), has_projection(self.policy)
-            self._target_params = list(self.critic_target.parameters())
-        return self._projections
 
     # ---- resets (``--reset-every``; the runtime decides when) -------------------------------------------------------
     def reset_groups(self) -> list[tuple[nn.Module, nn.Module, torch.optim.Optimizer, list[nn.Module]]]:
