@@ -264,6 +264,10 @@ class SpeedConfig:
     autocast was measured 15x (256-unit networks) to 29x (FastTD3's networks) slower than float32."""
     tf32: bool = False
     """Allow TF32 matmuls on Ampere+ GPUs."""
+    closed_form_grads: bool = True
+    """On a CPU without --compile/--bf16: compute the TD3-family losses' gradients in closed form for plain ReLU
+    networks (parallel_rl/algos/closed_form.py; the same values as autograd, whose bookkeeping cost about 9 % of
+    loss plus backward at 256 units). Off: autograd everywhere."""
     keep_cpu_memory: bool = True
     """On a CPU (Linux, glibc): keep freed memory in the process instead of unmapping every large block when it is
     freed (``parallel_rl.memory``); at FastTD3's sizes this removed about 28,700 page faults per critic update. The

@@ -69,6 +69,9 @@ class Context:
     use this for the deterministic part of ``act``."""
     capturable: bool = False
     """Optimizers must keep their state on the device (CUDA graphs)."""
+    closed_form: bool = False
+    """Algorithms may compute a loss's gradients in closed form instead of by autograd where they have one
+    (``algos/closed_form.py``: the same values; the eager CPU fast path). Off for standalone construction."""
     sync_grads: Callable[[Role, list[nn.Parameter]], None] | None = None
     """Multi-rank runs: average the gradients of ``params`` over ranks (one collective group per role). Call it
     between ``backward`` and gradient clipping."""

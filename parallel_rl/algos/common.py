@@ -11,6 +11,7 @@ import torch
 from tensordict import TensorDict
 from torch import nn
 
+from parallel_rl.algos import closed_form
 from parallel_rl.algos.base import Algorithm, Context, Role, Shared
 from parallel_rl.algos.resets import selected_parameters, shrink_and_perturb_, zero_optimizer_state_
 from parallel_rl.algos.reward_normalization import ReturnScaleTracker
@@ -93,27 +94,32 @@ def projected_clipped_double_q(
     return projected.gather(0, pick.view(1, -1, 1).expand(1, -1, atoms)).squeeze(0)
 
 
-def td_loss(
-    critic: EnsembleCritic, out: torch.Tensor, target_out: torch.Tensor, batch, cdq_pick: str = "unprojected"
-) -> torch.Tensor:
-    """Critic loss summed over ensemble members, against the clipped double-Q target built from ``target_out``.
+def td_target(critic: EnsembleCritic, target_out: torch.Tensor, batch, cdq_pick: str = "unprojected") -> torch.Tensor:
+    """The clipped double-Q target ``td_loss`` fits, from the target critic's output [members, B, atoms].
 
-    Distributional: cross-entropy with the projected target distribution, of the member picked by the lower mean
-    of its projected target (``cdq_pick='projected'``) or of its next-state distribution ('unprojected'). Scalar:
-    squared error with ``reward + discount * min_i Q_i'``. ``batch`` supplies ``reward`` and ``discount``
-    (gamma**n, 0 if terminated).
+    Distributional: the projected target distribution [B, atoms] of the member picked by the lower mean of its
+    projected target (``cdq_pick='projected'``) or of its next-state distribution ('unprojected'). Scalar: ``reward
+    + discount * min_i Q_i'`` [B]. ``batch`` supplies ``reward`` and ``discount`` (gamma**n, 0 if terminated).
     """
     reward, discount = batch["reward"], batch["discount"]
     if critic.distributional:
         if cdq_pick == "projected":
-            target = projected_clipped_double_q(target_out, reward, discount, critic.support)
-        else:
-            target = categorical_projection(clipped_double_q_distribution(target_out, critic), reward, discount,
-                                            critic.support)  # fmt: skip
+            return projected_clipped_double_q(target_out, reward, discount, critic.support)
+        return categorical_projection(clipped_double_q_distribution(target_out, critic), reward, discount,
+                                      critic.support)  # fmt: skip
+    return reward + discount * target_out.squeeze(-1).min(dim=0).values
+
+
+def td_loss(
+    critic: EnsembleCritic, out: torch.Tensor, target_out: torch.Tensor, batch, cdq_pick: str = "unprojected"
+) -> torch.Tensor:
+    """Critic loss summed over ensemble members against ``td_target``: cross-entropy with the projected target
+    distribution (C51), squared error with the target Q (scalar)."""
+    target = td_target(critic, target_out, batch, cdq_pick)
+    if critic.distributional:
         log_probs = torch.log_softmax(out, dim=-1)
         return -(target.unsqueeze(0) * log_probs).sum(-1).mean(-1).sum()
-    target_q = reward + discount * target_out.squeeze(-1).min(dim=0).values
-    return (out.squeeze(-1) - target_q.unsqueeze(0)).square().mean(-1).sum()
+    return (out.squeeze(-1) - target.unsqueeze(0)).square().mean(-1).sum()
 
 
 @torch.no_grad()
@@ -209,6 +215,16 @@ def gradient_step(
     """zero_grad -> backward -> (average gradients over ranks) -> clip to ``max_norm`` (0: no clipping) -> step."""
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
+    apply_gradients(optimizer, params, max_norm, sync_grads)
+
+
+def apply_gradients(
+    optimizer: torch.optim.Optimizer,
+    params: list[nn.Parameter],
+    max_norm: float,
+    sync_grads: Callable[[list[nn.Parameter]], None] | None = None,
+) -> None:
+    """The part of ``gradient_step`` after the gradients exist: (average over ranks) -> clip -> step."""
     if sync_grads is not None:
         sync_grads(params)
     if max_norm > 0:
@@ -372,6 +388,11 @@ class TD3Family(ActorCriticScaffold):
         self._act = ctx.graph(self._act_step)
         self._critic_loss = ctx.compile(td3_critic_loss)
         self._actor_loss = ctx.compile(self.actor_loss)
+        # The eager CPU fast path (closed_form.py): the same losses and gradients without autograd, for plain ReLU
+        # networks and the TD3-family losses as written here (subclasses with their own actor loss keep autograd).
+        self._closed_form_critic = ctx.closed_form and closed_form.critic_applies(self.critic, self.critic_target)
+        self._closed_form_actor = (ctx.closed_form and type(self).actor_loss is TD3Family.actor_loss
+                                   and closed_form.actor_applies(self.policy, self.critic_for_plearner))  # fmt: skip
 
     # ---- networks (``--critic-arch``/``--actor-arch``: ``nets.families``) --------------------------------------------
     def build_policy(self) -> Actor:
@@ -433,7 +454,8 @@ class TD3Family(ActorCriticScaffold):
     def actor_loss(
         self, actor: nn.Module, critic: EnsembleCritic, batch: TensorDict
     ) -> tuple[torch.Tensor, TensorDict]:
-        raise NotImplementedError
+        """Deterministic policy gradient against the critics reduced by ``--actor-q-reduction`` (FastTD3, PQL)."""
+        return td3_actor_loss(actor, critic, batch, self.hp.actor_q_reduction, self.hp.action_l2)
 
     # ---- experience ---------------------------------------------------------------------------------------------
     def _act_step(self, inputs: TensorDict) -> TensorDict:
@@ -487,17 +509,32 @@ class TD3Family(ActorCriticScaffold):
 
     def update_critic(self, batch: TensorDict) -> TensorDict:
         batch = self._normalized(batch, self.norm_for_vlearner, self.cnorm_for_vlearner)
-        with self.ctx.autocast():
-            loss, metrics = self._critic_loss(self.critic, self.critic_target, self.policy_for_vlearner, batch, self.hp)
-        gradient_step(loss, self.critic_optimizer, self.critic_params, self.hp.max_grad_norm, self._sync("vlearner"))
+        if self._closed_form_critic:  # td3_critic_loss and its backward, without autograd
+            self.critic_optimizer.zero_grad(set_to_none=True)
+            _, metrics = closed_form.td3_critic_grads(self.critic, self.critic_target, self.policy_for_vlearner, batch,
+                                                      self.hp)  # fmt: skip
+            apply_gradients(self.critic_optimizer, self.critic_params, self.hp.max_grad_norm, self._sync("vlearner"))
+        else:
+            with self.ctx.autocast():
+                loss, metrics = self._critic_loss(self.critic, self.critic_target, self.policy_for_vlearner, batch,
+                                                  self.hp)  # fmt: skip
+            gradient_step(loss, self.critic_optimizer, self.critic_params, self.hp.max_grad_norm,
+                          self._sync("vlearner"))  # fmt: skip
         self.finish_critic_step()
         return metrics.float()
 
     def update_actor(self, batch: TensorDict) -> TensorDict:
         batch = self._normalized(batch, self.norm_for_plearner, self.cnorm_for_plearner)
-        with self.ctx.autocast():
-            loss, metrics = self._actor_loss(self.policy, self.critic_for_plearner, batch)
-        gradient_step(loss, self.actor_optimizer, self.actor_params, self.hp.max_grad_norm, self._sync("plearner"))
+        if self._closed_form_actor:  # td3_actor_loss and its backward, without autograd
+            self.actor_optimizer.zero_grad(set_to_none=True)
+            _, metrics = closed_form.td3_actor_grads(self.policy, self.critic_for_plearner, batch,
+                                                     self.hp.actor_q_reduction, self.hp.action_l2)  # fmt: skip
+            apply_gradients(self.actor_optimizer, self.actor_params, self.hp.max_grad_norm, self._sync("plearner"))
+        else:
+            with self.ctx.autocast():
+                loss, metrics = self._actor_loss(self.policy, self.critic_for_plearner, batch)
+            gradient_step(loss, self.actor_optimizer, self.actor_params, self.hp.max_grad_norm,
+                          self._sync("plearner"))  # fmt: skip
         self.finish_actor_step()
         return metrics.float()
 

@@ -15,11 +15,8 @@ reference code in ``docs/algorithms.md``):
 from __future__ import annotations
 
 import torch
-from tensordict import TensorDict
-from torch import nn
 
-from parallel_rl.algos.common import TD3Family, td3_actor_loss
-from parallel_rl.nets import EnsembleCritic
+from parallel_rl.algos.common import TD3Family
 
 
 class FastTD3(TD3Family):
@@ -45,8 +42,3 @@ class FastTD3(TD3Family):
     def noise_std_after_step(self, std: torch.Tensor, done: torch.Tensor) -> torch.Tensor:
         """Redraw the std of every env whose episode just ended; keep the others."""
         return torch.where(done, self.initial_noise_std(std.shape[0]), std)
-
-    def actor_loss(
-        self, actor: nn.Module, critic: EnsembleCritic, batch: TensorDict
-    ) -> tuple[torch.Tensor, TensorDict]:
-        return td3_actor_loss(actor, critic, batch, self.hp.actor_q_reduction, self.hp.action_l2)

@@ -14,11 +14,8 @@ What this file adds to the TD3-family structure (``common.TD3Family``):
 from __future__ import annotations
 
 import torch
-from tensordict import TensorDict
-from torch import nn
 
-from parallel_rl.algos.common import TD3Family, td3_actor_loss
-from parallel_rl.nets import EnsembleCritic
+from parallel_rl.algos.common import TD3Family
 
 
 class PQL(TD3Family):
@@ -29,8 +26,3 @@ class PQL(TD3Family):
 
     def noise_std_after_step(self, std: torch.Tensor, done: torch.Tensor) -> torch.Tensor:
         return std  # mixed exploration is fixed per env
-
-    def actor_loss(
-        self, actor: nn.Module, critic: EnsembleCritic, batch: TensorDict
-    ) -> tuple[torch.Tensor, TensorDict]:
-        return td3_actor_loss(actor, critic, batch, self.hp.actor_q_reduction, self.hp.action_l2)

@@ -140,7 +140,7 @@ class _ReLUStack(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x: torch.Tensor, *params: torch.Tensor) -> torch.Tensor:
         acts = [x]
-        out = _relu_stack_forward(x, params, acts)
+        out = relu_stack_forward(x, params, acts)
         ctx.save_for_backward(*acts, *params[0::2])
         return out
 
@@ -148,24 +148,33 @@ class _ReLUStack(torch.autograd.Function):
     def backward(ctx, grad: torch.Tensor):
         saved = ctx.saved_tensors
         layers = len(saved) // 2
-        acts, weights = saved[:layers], saved[layers:]
-        needs = ctx.needs_input_grad
-        # Lowest layer whose weight, bias or input needs a gradient: nothing below it is computed.
-        lowest = 0 if needs[0] else next((i for i in range(layers) if needs[1 + 2 * i] or needs[2 + 2 * i]), layers)
-        grads: list[torch.Tensor | None] = [None] * len(needs)
-        g = grad
-        for i in range(layers - 1, lowest - 1, -1):
-            if i < layers - 1:  # below the output layer: mask by the ReLU; g is the fresh bmm output, ours to overwrite
-                g = torch.ops.aten.threshold_backward.grad_input(g, acts[i + 1], 0, grad_input=g)
-            if needs[1 + 2 * i]:
-                grads[1 + 2 * i] = torch.bmm(acts[i].transpose(1, 2), g)
-            if needs[2 + 2 * i]:
-                grads[2 + 2 * i] = g.sum(1, keepdim=True)
-            if i > lowest or needs[0]:
-                g = torch.bmm(g, weights[i].transpose(1, 2))
-        if needs[0]:
-            grads[0] = g
-        return tuple(grads)
+        return tuple(relu_stack_backward(grad, saved[:layers], saved[layers:], ctx.needs_input_grad))
+
+
+def relu_stack_backward(
+    grad: torch.Tensor, acts: Sequence[torch.Tensor], weights: Sequence[torch.Tensor], needs: Sequence[bool]
+) -> list[torch.Tensor | None]:
+    """Gradients of a ReLU stack (``relu_stack_forward``) given the gradient of its output: ``acts`` its input and
+    hidden activations, ``weights`` its weights, ``needs`` whether (input, w1, b1, w2, ...) each need one. Walks the
+    layers top-down and stops below the lowest input that needs a gradient. ``grad`` itself is never written (the
+    ReLU masks are applied in place to the fresh ``bmm`` outputs below the output layer)."""
+    layers = len(weights)
+    # Lowest layer whose weight, bias or input needs a gradient: nothing below it is computed.
+    lowest = 0 if needs[0] else next((i for i in range(layers) if needs[1 + 2 * i] or needs[2 + 2 * i]), layers)
+    grads: list[torch.Tensor | None] = [None] * len(needs)
+    g = grad
+    for i in range(layers - 1, lowest - 1, -1):
+        if i < layers - 1:  # below the output layer: mask by the ReLU; g is the fresh bmm output, ours to overwrite
+            g = torch.ops.aten.threshold_backward.grad_input(g, acts[i + 1], 0, grad_input=g)
+        if needs[1 + 2 * i]:
+            grads[1 + 2 * i] = torch.bmm(acts[i].transpose(1, 2), g)
+        if needs[2 + 2 * i]:
+            grads[2 + 2 * i] = g.sum(1, keepdim=True)
+        if i > lowest or needs[0]:
+            g = torch.bmm(g, weights[i].transpose(1, 2))
+    if needs[0]:
+        grads[0] = g
+    return grads
 
 
 class EnsembleMLP(nn.Sequential):
@@ -181,6 +190,16 @@ class EnsembleMLP(nn.Sequential):
             and all(isinstance(layers[i], EnsembleLinear) for i in range(0, n, 2))
             and all(type(layers[i]) is nn.ReLU for i in range(1, n, 2))
         )
+
+    @property
+    def is_relu_stack(self) -> bool:
+        """Nothing but ``EnsembleLinear`` + ``ReLU`` pairs and an output ``EnsembleLinear``: what
+        ``relu_stack_forward`` computes and ``relu_stack_backward`` differentiates."""
+        return self._relu_stack
+
+    def stack_params(self) -> list[torch.Tensor]:
+        """(w1, b1, w2, b2, ...) of a ReLU stack, in the order ``relu_stack_forward`` takes them."""
+        return [t for layer in list(self)[0::2] for t in (layer.weight, layer.bias)]
 
     def member_input(self, *parts: torch.Tensor) -> torch.Tensor:
         """``torch.cat(parts, -1)`` as this network's input: on a CPU, with an ``EnsembleLinear`` first, already the
@@ -198,10 +217,10 @@ class EnsembleMLP(nn.Sequential):
             # takes a slow path, measured 20x slower than on the copy for [2, 4096, 16] x [2, 16, 1024].
             x = x.unsqueeze(0).expand(layers[0].weight.shape[0], -1, -1).contiguous()
         if self._relu_stack and _fusable(x):
-            params = [t for layer in layers[0::2] for t in (layer.weight, layer.bias)]
+            params = self.stack_params()
             if torch.is_grad_enabled() and (x.requires_grad or any(p.requires_grad for p in params)):
                 return _ReLUStack.apply(x, *params)
-            return _relu_stack_forward(x, params)  # no graph to record (targets, evaluation): the forward alone
+            return relu_stack_forward(x, params)  # no graph to record (targets, evaluation): the forward alone
         i = 0
         while i < len(layers):
             layer = layers[i]
@@ -215,7 +234,7 @@ class EnsembleMLP(nn.Sequential):
         return x
 
 
-def _relu_stack_forward(x: torch.Tensor, params, acts: list[torch.Tensor] | None = None) -> torch.Tensor:
+def relu_stack_forward(x: torch.Tensor, params, acts: list[torch.Tensor] | None = None) -> torch.Tensor:
     """relu(relu(x @ w1 + b1) @ w2 + b2) ... @ wL + bL, each hidden bias add and ReLU one in-place pass over the
     ``bmm`` output; ``acts`` (if given) collects the hidden activations."""
     h = x

@@ -57,6 +57,7 @@ def algo_context(cfg: TrainConfig, spec, device: torch.device, dist: DistContext
         spec=spec, device=device, seed=seed, autocast=lambda: autocast(device, speed),
         compile=lambda fn: maybe_compile(fn, speed), graph=lambda fn: GraphedCall(fn, enabled=speed.cuda_graphs),
         capturable=speed.cuda_graphs, sync_grads=sync, all_reduce_sum=all_reduce,
+        closed_form=speed.closed_form_grads and device.type == "cpu" and not speed.compile and not speed.bf16,
     )  # fmt: skip
 
 
