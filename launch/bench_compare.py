@@ -186,7 +186,10 @@ class FastTD3Reference:
     target policy noise 0.001 clipped at 0.5, bootstrap unless terminated and not truncated, AdamW with tensor
     learning rates, no gradient clipping, fp32, no compile; observations normalized by ``EmpiricalNormalization``
     in training mode on every sampled batch; ``soft_update`` after every critic update; with ``num_updates`` 2 and
-    ``policy_frequency`` 2 the policy update follows the second critic update on the same batch)."""
+    ``policy_frequency`` 2 the policy update follows the second critic update on the same batch). Also the per-update
+    bookkeeping train.py does at these settings: the identity reward normalizer, the disabled autocast contexts and
+    ``GradScaler`` calls, the zero gradient-norm tensor and the ``logs_dict`` entries, as our learners return
+    their metrics."""
 
     def __init__(self, path: str | Path, obs_dim: int, act_dim: int, critic_hidden_dim: int, actor_hidden_dim: int,
                  batch: int, num_envs: int, rows: int, n_step: int = 1, fills: int = 32, num_atoms: int = 101,
@@ -205,6 +208,10 @@ class FastTD3Reference:
         self.actor_optimizer = torch.optim.AdamW(list(self.actor.parameters()), lr=torch.tensor(3e-4),
                                                  weight_decay=0.1)  # fmt: skip
         self.obs_normalizer = utils.EmpiricalNormalization(shape=obs_dim, device="cpu")
+        self.reward_normalizer = torch.nn.Identity()  # train.py without --reward_normalization
+        # train.py: autocast and a GradScaler enabled only for AMP on CUDA (fp16 for the scaler); off on a CPU.
+        self.scaler = torch.amp.GradScaler(enabled=False)
+        self.logs: dict[str, torch.Tensor] = {}
         self.rb = utils.SimpleReplayBuffer(n_env=num_envs, buffer_size=rows, n_obs=obs_dim, n_act=act_dim,
                                            n_critic_obs=obs_dim, n_steps=n_step, gamma=self.gamma,
                                            device="cpu")  # fmt: skip
@@ -226,38 +233,57 @@ class FastTD3Reference:
         data = self.sample()
         data["observations"] = self.obs_normalizer(data["observations"])
         data["next"]["observations"] = self.obs_normalizer(data["next"]["observations"])
+        data["next"]["rewards"] = self.reward_normalizer(data["next"]["rewards"])
         return data
 
+    @staticmethod
+    def _autocast():
+        return torch.autocast(device_type="cpu", dtype=torch.bfloat16, enabled=False)
+
     def update_main(self, data: TensorDict) -> None:
-        observations, next_observations = data["observations"], data["next"]["observations"]
-        actions, rewards = data["actions"], data["next"]["rewards"]
-        dones, truncations = data["next"]["dones"].bool(), data["next"]["truncations"].bool()
-        bootstrap = (truncations | ~dones).float()
-        clipped_noise = torch.randn_like(actions).mul(self.policy_noise).clamp(-self.noise_clip, self.noise_clip)
-        next_actions = (self.actor(next_observations) + clipped_noise).clamp(-1.0, 1.0)
-        discount = self.gamma ** data["next"]["effective_n_steps"]
-        with torch.no_grad():
-            q1_proj, q2_proj = self.qnet_target.projection(next_observations, next_actions, rewards, bootstrap,
-                                                           discount)  # fmt: skip
-            q1_value, q2_value = self.qnet_target.get_value(q1_proj), self.qnet_target.get_value(q2_proj)
-            target = torch.where(q1_value.unsqueeze(1) < q2_value.unsqueeze(1), q1_proj, q2_proj)
-        qf1, qf2 = self.qnet(observations, actions)
-        qf_loss = (
-            -torch.sum(target * torch.log_softmax(qf1, dim=1), dim=1).mean()
-            - torch.sum(target * torch.log_softmax(qf2, dim=1), dim=1).mean()
-        )
+        with self._autocast():
+            observations, next_observations = data["observations"], data["next"]["observations"]
+            actions, rewards = data["actions"], data["next"]["rewards"]
+            dones, truncations = data["next"]["dones"].bool(), data["next"]["truncations"].bool()
+            bootstrap = (truncations | ~dones).float()
+            clipped_noise = torch.randn_like(actions).mul(self.policy_noise).clamp(-self.noise_clip, self.noise_clip)
+            next_actions = (self.actor(next_observations) + clipped_noise).clamp(-1.0, 1.0)
+            discount = self.gamma ** data["next"]["effective_n_steps"]
+            with torch.no_grad():
+                q1_proj, q2_proj = self.qnet_target.projection(next_observations, next_actions, rewards, bootstrap,
+                                                               discount)  # fmt: skip
+                q1_value, q2_value = self.qnet_target.get_value(q1_proj), self.qnet_target.get_value(q2_proj)
+                target = torch.where(q1_value.unsqueeze(1) < q2_value.unsqueeze(1), q1_proj, q2_proj)
+            qf1, qf2 = self.qnet(observations, actions)
+            qf_loss = (
+                -torch.sum(target * torch.log_softmax(qf1, dim=1), dim=1).mean()
+                - torch.sum(target * torch.log_softmax(qf2, dim=1), dim=1).mean()
+            )
         self.q_optimizer.zero_grad(set_to_none=True)
-        qf_loss.backward()
-        self.q_optimizer.step()
+        self.scaler.scale(qf_loss).backward()
+        self.scaler.unscale_(self.q_optimizer)
+        critic_grad_norm = torch.tensor(0.0)  # train.py without --use_grad_norm_clipping
+        self.scaler.step(self.q_optimizer)
+        self.scaler.update()
+        self.logs["critic_grad_norm"] = critic_grad_norm.detach()
+        self.logs["qf_loss"] = qf_loss.detach()
+        self.logs["qf_max"] = q1_value.max().detach()
+        self.logs["qf_min"] = q1_value.min().detach()
 
     def update_pol(self, data: TensorDict) -> None:
-        qf1, qf2 = self.qnet(data["observations"], self.actor(data["observations"]))
-        value = torch.minimum(self.qnet.get_value(torch.softmax(qf1, dim=1)),
-                              self.qnet.get_value(torch.softmax(qf2, dim=1)))  # fmt: skip
-        actor_loss = -value.mean()
+        with self._autocast():
+            qf1, qf2 = self.qnet(data["observations"], self.actor(data["observations"]))
+            value = torch.minimum(self.qnet.get_value(torch.softmax(qf1, dim=1)),
+                                  self.qnet.get_value(torch.softmax(qf2, dim=1)))  # fmt: skip
+            actor_loss = -value.mean()
         self.actor_optimizer.zero_grad(set_to_none=True)
-        actor_loss.backward()
-        self.actor_optimizer.step()
+        self.scaler.scale(actor_loss).backward()
+        self.scaler.unscale_(self.actor_optimizer)
+        actor_grad_norm = torch.tensor(0.0)
+        self.scaler.step(self.actor_optimizer)
+        self.scaler.update()
+        self.logs["actor_grad_norm"] = actor_grad_norm.detach()
+        self.logs["actor_loss"] = actor_loss.detach()
 
     @torch.no_grad()
     def soft_update(self) -> None:

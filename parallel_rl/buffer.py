@@ -171,9 +171,10 @@ class ReplayBuffer:
         """
         rows = self.rows_per_env
         gen = self.generator if generator is None else generator
-        src = self.view_source() if view is None else view
+        all_ptr, all_count = (self.ptr, self.count) if view is None else (view["ptr"], view["count"])
+        base = None
         if self.sampling == "per_env":
-            env = self._per_env_rows(max(1, batch_size // self.num_envs))
+            env, base = self._per_env_rows(max(1, batch_size // self.num_envs))
             batch_size = env.shape[0]
         elif self.group_sizes is None:
             env = torch.randint(0, self.num_envs, (batch_size,), generator=gen, device=self.device)
@@ -182,7 +183,7 @@ class ReplayBuffer:
             u_env = torch.rand(batch_size, generator=gen, device=self.device)
             size = self.group_sizes[group]
             env = self.group_starts[group] + (u_env * size).long().clamp(max=size - 1)
-        ptr, count = src["ptr"].index_select(0, env), src["count"].index_select(0, env)
+        ptr, count = all_ptr.index_select(0, env), all_count.index_select(0, env)
         if reserve > 0:
             count = count.clamp(max=rows - reserve)
         # Rows that may start a transition: every written row except the newest (its next obs is not known yet)
@@ -193,7 +194,8 @@ class ReplayBuffer:
         u = torch.rand((batch_size, _CANDIDATES), generator=gen, device=self.device)
         age = (u * n_candidates).long().clamp(max=n_candidates - 1)  # 0 = the newest complete row
         cand = (ptr.unsqueeze(-1) - 2 - age) % rows
-        base = env * rows  # flat index of each stream's row 0: one index_select per field, not 2-D indexing
+        if base is None:
+            base = env * rows  # flat index of each stream's row 0: one index_select per field, not 2-D indexing
         ok = ~self.is_final.view(-1).index_select(0, (base.unsqueeze(-1) + cand).view(-1)).view(cand.shape)
         first = ok.int().argmax(dim=-1, keepdim=True)
         row = cand.gather(-1, first).squeeze(-1)
@@ -205,25 +207,29 @@ class ReplayBuffer:
         oldest = ((ptr - count) % rows) == row
         fallback = torch.where(oldest, row + 1, row - 1) % rows
         row = torch.where(row_ok, row, fallback)
-        return self.transitions(env, row, ptr=ptr)
+        return self.transitions(env, row, ptr=ptr, base=base)
 
-    def _per_env_rows(self, k: int) -> torch.Tensor:
-        """Env index of each row of a per-env batch, ``k`` rows per env: a constant, built once per ``k`` (never
-        written to downstream)."""
+    def _per_env_rows(self, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Env index of each row of a per-env batch, ``k`` rows per env, and the flat index of each of those envs'
+        row 0: constants, built once per ``k`` (never written to downstream)."""
         if k not in self._per_env_cache:
-            self._per_env_cache[k] = self._envs.repeat_interleave(k)
+            env = self._envs.repeat_interleave(k)
+            self._per_env_cache[k] = (env, env * self.rows_per_env)
         return self._per_env_cache[k]
 
     @torch.no_grad()
-    def transitions(self, env: torch.Tensor, row: torch.Tensor, ptr: torch.Tensor | None = None) -> TensorDict:
+    def transitions(
+        self, env: torch.Tensor, row: torch.Tensor, ptr: torch.Tensor | None = None, base: torch.Tensor | None = None
+    ) -> TensorDict:
         """The n-step transitions starting at rows ``row`` of streams ``env`` (both [B] int64); see ``sample``.
-        ``ptr`` is the streams' write position the window must stop before (default: the live one).
+        ``ptr`` is the streams' write position the window must stop before (default: the live one); ``base`` is
+        ``env * rows_per_env`` when the caller has it.
 
         Every field is read with one ``index_select`` on its flattened storage (observation and next observation
         together), which is several times faster on a CPU than 2-D advanced indexing."""
         rows = self.rows_per_env
         batch_size = env.shape[0]
-        base = env * rows
+        base = env * rows if base is None else base
         flat = base + row
         if self.n_step == 1:
             # The window is the start row alone: a valid start is never the newest row, and nothing ends before

@@ -37,8 +37,9 @@ def critic_applies(*critics: nn.Module) -> bool:
     return all(type(c) is EnsembleCritic and isinstance(c.net, EnsembleMLP) and c.net.is_relu_stack for c in critics)
 
 
-def actor_applies(actor: nn.Module, critic: nn.Module) -> bool:
-    """A plain ``Actor`` whose network is Linear, ReLU, ..., Linear, and a critic ``critic_applies`` to."""
+def actor_applies(actor: nn.Module, critic: nn.Module | None = None) -> bool:
+    """A plain ``Actor`` whose network is Linear, ReLU, ..., Linear (what ``actor_forward`` computes), and a critic
+    ``critic_applies`` to (when given)."""
     if type(actor) is not Actor or actor.ensemble_trunk or not isinstance(actor.net, nn.Sequential):
         return False
     layers = list(actor.net)
@@ -46,8 +47,22 @@ def actor_applies(actor: nn.Module, critic: nn.Module) -> bool:
         len(layers) % 2 == 1
         and all(type(layers[i]) is nn.Linear for i in range(0, len(layers), 2))
         and all(type(layers[i]) is nn.ReLU for i in range(1, len(layers), 2))
-        and critic_applies(critic)
+        and (critic is None or critic_applies(critic))
     )
+
+
+def actor_forward(actor: Actor, obs: torch.Tensor, hidden: list[torch.Tensor] | None = None) -> torch.Tensor:
+    """``actor(obs)`` for an actor ``actor_applies`` to, each ReLU in place on its fresh ``addmm`` output (the
+    kernels ``nn.Linear`` runs); ``hidden`` (if given) collects each Linear's input, obs first."""
+    linears = list(actor.net)[0::2]
+    h = obs
+    for linear in linears[:-1]:
+        if hidden is not None:
+            hidden.append(h)
+        h = torch.addmm(linear.bias, h, linear.weight.t()).relu_()
+    if hidden is not None:
+        hidden.append(h)
+    return torch.tanh(torch.addmm(linears[-1].bias, h, linears[-1].weight.t()))
 
 
 def _accumulate(params: Sequence[torch.Tensor], grads: Sequence[torch.Tensor | None]) -> None:
@@ -69,8 +84,10 @@ def td3_critic_grads(
     ``.grad``."""
     critic_obs = batch.get("critic_obs", batch["obs"])
     next_critic_obs = batch.get("next_critic_obs", batch["next_obs"])
-    next_action = common.smoothed_action(actor(batch["next_obs"]), hp.target_noise, hp.target_noise_clip)
-    target_out = critic_target(next_critic_obs, next_action)
+    policy = actor_forward(actor, batch["next_obs"]) if actor_applies(actor) else actor(batch["next_obs"])
+    next_action = common.smoothed_action(policy, hp.target_noise, hp.target_noise_clip)
+    target_net = critic_target.net
+    target_out = relu_stack_forward(target_net.member_input(next_critic_obs, next_action), target_net.stack_params())
     params = critic.net.stack_params()
     acts = [critic.net.member_input(critic_obs, batch["action"])]
     out = relu_stack_forward(acts[0], params, acts)
@@ -78,9 +95,10 @@ def td3_critic_grads(
     batch_size = out.shape[1]
     if critic.distributional:
         log_probs = torch.log_softmax(out, dim=-1)
-        loss = -(target.unsqueeze(0) * log_probs).sum(-1).mean(-1).sum()
+        # td_loss's value (summed over members and atoms, averaged over the batch) in fewer kernels: it is a metric
+        loss = torch.dot(log_probs.sum(0).view(-1), target.reshape(-1)).div(-batch_size)
         probs = log_probs.exp()
-        q = (probs * critic.support).sum(-1)
+        q = torch.matmul(probs, critic.support)
         grad = (probs * target.sum(-1, keepdim=True) - target).div_(batch_size)
     else:
         q = out.squeeze(-1)
@@ -99,10 +117,8 @@ def td3_actor_grads(
     """``td3_actor_loss``'s (loss, metrics), with the gradients ``loss.backward()`` would give added to the actor's
     ``.grad`` (the critic, a frozen replica, gets none)."""
     linears = list(actor.net)[0::2]
-    hidden = [batch["obs"]]  # each Linear's input
-    for linear in linears[:-1]:
-        hidden.append(torch.addmm(linear.bias, hidden[-1], linear.weight.t()).relu_())
-    action = torch.tanh(torch.addmm(linears[-1].bias, hidden[-1], linears[-1].weight.t()))
+    hidden: list[torch.Tensor] = []  # each Linear's input
+    action = actor_forward(actor, batch["obs"], hidden)
     params = critic.net.stack_params()
     acts = [critic.net.member_input(batch.get("critic_obs", batch["obs"]), action)]
     out = relu_stack_forward(acts[0], params, acts)

@@ -62,7 +62,7 @@ def projection_indices(
     # nan_to_num: a NaN reward (a broken env) must not become an out-of-range index before the run's finite
     # check stops it at the next log row; clamp alone keeps NaN, and NaN.long() is a huge negative index.
     b = torch.nan_to_num((tz - v_min) / delta, nan=0.0).clamp(0, num_atoms - 1)
-    lower = b.floor().clamp(max=num_atoms - 1)
+    lower = b.floor()  # within [0, num_atoms - 1] already
     upper_w = b - lower  # in [0, 1); 0 when the target sits on an atom
     lower_idx = lower.long()
     upper_idx = (lower_idx + 1).clamp(max=num_atoms - 1)
@@ -232,6 +232,13 @@ def apply_gradients(
     optimizer.step()
 
 
+def _normalized_pair(norm: nn.Module, obs: torch.Tensor, next_obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``norm(obs), norm(next_obs)`` in one pass over both (elementwise, so the same values, with half the kernel
+    launches: at batch 256 on a CPU each launch costs more than its arithmetic)."""
+    both = norm(torch.cat([obs, next_obs]))
+    return both[: obs.shape[0]], both[obs.shape[0] :]
+
+
 def replica(module: nn.Module) -> nn.Module:
     """A frozen copy of ``module``: another role's view of it, refreshed by the runtime's channels."""
     return copy.deepcopy(module).requires_grad_(False)
@@ -279,9 +286,10 @@ class ActorCriticScaffold(Algorithm):
         if not self.hp.normalize_obs:
             return batch
         out = batch.copy()
-        out["obs"], out["next_obs"] = norm(batch["obs"]), norm(batch["next_obs"])
+        out["obs"], out["next_obs"] = _normalized_pair(norm, batch["obs"], batch["next_obs"])
         if cnorm is not None:
-            out["critic_obs"], out["next_critic_obs"] = cnorm(batch["critic_obs"]), cnorm(batch["next_critic_obs"])
+            out["critic_obs"], out["next_critic_obs"] = _normalized_pair(cnorm, batch["critic_obs"],
+                                                                         batch["next_critic_obs"])  # fmt: skip
         return out
 
     def _sync(self, role: Role) -> Callable[[list[nn.Parameter]], None] | None:
@@ -514,12 +522,11 @@ class TD3Family(ActorCriticScaffold):
             _, metrics = closed_form.td3_critic_grads(self.critic, self.critic_target, self.policy_for_vlearner, batch,
                                                       self.hp)  # fmt: skip
             apply_gradients(self.critic_optimizer, self.critic_params, self.hp.max_grad_norm, self._sync("vlearner"))
-        else:
-            with self.ctx.autocast():
-                loss, metrics = self._critic_loss(self.critic, self.critic_target, self.policy_for_vlearner, batch,
-                                                  self.hp)  # fmt: skip
-            gradient_step(loss, self.critic_optimizer, self.critic_params, self.hp.max_grad_norm,
-                          self._sync("vlearner"))  # fmt: skip
+            self.finish_critic_step()
+            return metrics  # float32 already: this path never autocasts
+        with self.ctx.autocast():
+            loss, metrics = self._critic_loss(self.critic, self.critic_target, self.policy_for_vlearner, batch, self.hp)
+        gradient_step(loss, self.critic_optimizer, self.critic_params, self.hp.max_grad_norm, self._sync("vlearner"))
         self.finish_critic_step()
         return metrics.float()
 
@@ -530,11 +537,11 @@ class TD3Family(ActorCriticScaffold):
             _, metrics = closed_form.td3_actor_grads(self.policy, self.critic_for_plearner, batch,
                                                      self.hp.actor_q_reduction, self.hp.action_l2)  # fmt: skip
             apply_gradients(self.actor_optimizer, self.actor_params, self.hp.max_grad_norm, self._sync("plearner"))
-        else:
-            with self.ctx.autocast():
-                loss, metrics = self._actor_loss(self.policy, self.critic_for_plearner, batch)
-            gradient_step(loss, self.actor_optimizer, self.actor_params, self.hp.max_grad_norm,
-                          self._sync("plearner"))  # fmt: skip
+            self.finish_actor_step()
+            return metrics
+        with self.ctx.autocast():
+            loss, metrics = self._actor_loss(self.policy, self.critic_for_plearner, batch)
+        gradient_step(loss, self.actor_optimizer, self.actor_params, self.hp.max_grad_norm, self._sync("plearner"))
         self.finish_actor_step()
         return metrics.float()
 
