@@ -124,7 +124,7 @@ def td3_actor_grads(
     out = relu_stack_forward(acts[0], params, acts)
     if critic.distributional:
         probs = torch.softmax(out, dim=-1)
-        q = (probs * critic.support).sum(-1)  # [members, B]
+        q = torch.matmul(probs, critic.support)  # [members, B]
     else:
         q = out.squeeze(-1)
     members, batch_size = q.shape

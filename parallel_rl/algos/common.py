@@ -281,10 +281,20 @@ class ActorCriticScaffold(Algorithm):
     def _reduce_actor(self, t: torch.Tensor) -> torch.Tensor:
         return self.ctx.all_reduce_sum("actor", t)
 
-    def _normalized(self, batch: TensorDict, norm: nn.Module, cnorm: nn.Module | None) -> TensorDict:
-        """A shallow copy of ``batch`` with normalized observations (the caller's tensors stay untouched)."""
+    def _normalized(
+        self, batch: TensorDict, norm: nn.Module, cnorm: nn.Module | None, next_obs: bool = True
+    ) -> TensorDict:
+        """A shallow copy of ``batch`` with normalized observations (the caller's tensors stay untouched). Without
+        ``next_obs`` (a policy loss that reads none) the next observations are left out of the copy, not
+        normalized."""
         if not self.hp.normalize_obs:
             return batch
+        if not next_obs:
+            out = batch.exclude("next_obs", "next_critic_obs")
+            out["obs"] = norm(batch["obs"])
+            if cnorm is not None:
+                out["critic_obs"] = cnorm(batch["critic_obs"])
+            return out
         out = batch.copy()
         out["obs"], out["next_obs"] = _normalized_pair(norm, batch["obs"], batch["next_obs"])
         if cnorm is not None:
@@ -505,7 +515,9 @@ class TD3Family(ActorCriticScaffold):
         return transition
 
     # ---- learning -----------------------------------------------------------------------------------------------
-    def _normalized(self, batch: TensorDict, norm: nn.Module, cnorm: nn.Module | None) -> TensorDict:
+    def _normalized(
+        self, batch: TensorDict, norm: nn.Module, cnorm: nn.Module | None, next_obs: bool = True
+    ) -> TensorDict:
         """The scaffold's normalized shallow copy; for the V-learner (``norm`` its normalizer) also rewards rescaled
         per task by ``--reward-normalization brc``."""
         if self.bounds_for_vlearner is not None and norm is self.norm_for_vlearner:
@@ -513,7 +525,7 @@ class TD3Family(ActorCriticScaffold):
             task = (batch["obs"][..., -1].round().long() if self.ctx.spec.task_dims
                     else torch.zeros_like(batch["reward"], dtype=torch.long))  # fmt: skip
             batch["reward"] = batch["reward"] * self.bounds_for_vlearner.reward_factor(task, self.hp.v_max)
-        return super()._normalized(batch, norm, cnorm)
+        return super()._normalized(batch, norm, cnorm, next_obs)
 
     def update_critic(self, batch: TensorDict) -> TensorDict:
         batch = self._normalized(batch, self.norm_for_vlearner, self.cnorm_for_vlearner)
@@ -531,14 +543,15 @@ class TD3Family(ActorCriticScaffold):
         return metrics.float()
 
     def update_actor(self, batch: TensorDict) -> TensorDict:
-        batch = self._normalized(batch, self.norm_for_plearner, self.cnorm_for_plearner)
         if self._closed_form_actor:  # td3_actor_loss and its backward, without autograd
+            batch = self._normalized(batch, self.norm_for_plearner, self.cnorm_for_plearner, next_obs=False)
             self.actor_optimizer.zero_grad(set_to_none=True)
             _, metrics = closed_form.td3_actor_grads(self.policy, self.critic_for_plearner, batch,
                                                      self.hp.actor_q_reduction, self.hp.action_l2)  # fmt: skip
             apply_gradients(self.actor_optimizer, self.actor_params, self.hp.max_grad_norm, self._sync("plearner"))
             self.finish_actor_step()
             return metrics
+        batch = self._normalized(batch, self.norm_for_plearner, self.cnorm_for_plearner)
         with self.ctx.autocast():
             loss, metrics = self._actor_loss(self.policy, self.critic_for_plearner, batch)
         gradient_step(loss, self.actor_optimizer, self.actor_params, self.hp.max_grad_norm, self._sync("plearner"))
