@@ -67,7 +67,8 @@ def main() -> None:
     commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
     dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no"],
                            capture_output=True, text=True).stdout.strip()  # fmt: skip
-    out = {"command": " ".join(["python", *sys.argv]), "code_commit": commit.stdout.strip() + ("+uncommitted changes" if dirty else ""), "cpu": cpu_model(),
+    code = commit.stdout.strip() + (" with uncommitted changes" if dirty else "")
+    out = {"command": " ".join(["python", *sys.argv]), "code_commit": code, "cpu": cpu_model(),
            "torch": torch.__version__, "torch_threads": 1, "keep_cpu_memory": keep,
            "reference_commit": reference_commit(args.reference), "clock": "process CPU",
            "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "rows": rows, "load_avg_end": load_average()}  # fmt: skip
