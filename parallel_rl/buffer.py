@@ -162,7 +162,8 @@ class ReplayBuffer:
 
         Returns ``obs``, ``action``, ``reward`` (the discounted n-step sum), ``next_obs`` (the observation to
         bootstrap from), ``discount`` (gamma**k, or 0 when the window ended in a termination) and ``steps`` (k).
-        Needs at least two ``extend`` calls. Never synchronises with the host.
+        Needs at least two ``extend`` calls. Never synchronises with an accelerator (on a CPU it skips the final-row
+        fallback's kernels when no sample needs it).
 
         ``generator`` defaults to the buffer's own; each concurrent learner passes its own so that the draws do not
         depend on how the learners interleave. ``view`` (a copy of ``view_source()``) samples the buffer as it was
@@ -204,9 +205,11 @@ class ReplayBuffer:
         # oldest sampleable row (its predecessor is then not data: the newest row of a full stream, or a reserved
         # row), in which case the row after it is used. The oldest row of a stream that never wrapped is a first
         # observation, never a final row.
-        oldest = ((ptr - count) % rows) == row
-        fallback = torch.where(oldest, row + 1, row - 1) % rows
-        row = torch.where(row_ok, row, fallback)
+        # On a CPU, where asking costs no device sync, the fallback's kernels run only for a batch that needs them.
+        if self.device.type != "cpu" or not bool(row_ok.all()):
+            oldest = ((ptr - count) % rows) == row
+            fallback = torch.where(oldest, row + 1, row - 1) % rows
+            row = torch.where(row_ok, row, fallback)
         return self.transitions(env, row, ptr=ptr, base=base)
 
     def _per_env_rows(self, k: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -234,3 +234,22 @@ def test_sampler_draws_exactly_what_the_reference_sampler_draws(n_step, storage_
             assert set(got.keys()) == set(want)
             for key, value in want.items():
                 assert torch.equal(got[key], value), key
+
+
+def test_sampler_matches_the_reference_with_and_without_final_row_fallbacks():
+    """The CPU sampler skips the fallback's kernels when every sample found a transition row among its candidates:
+    a batch from streams without episode ends (never a fallback) and one from one-step episodes (half the rows
+    final, so some samples need the fallback) both equal the reference sampler's, draw for draw."""
+    for episode_ends in (False, True):
+        buf = ReplayBuffer(4, 2, 1, capacity=4 * 16, n_step=1, gamma=0.9)
+        gen = torch.Generator().manual_seed(3)
+        for _ in range(20):
+            done = torch.full((4,), episode_ends)
+            buf.extend(TensorDict({"obs": torch.randn(4, 2, generator=gen), "action": torch.randn(4, 1, generator=gen),
+                                   "reward": torch.randn(4, generator=gen), "terminated": done,
+                                   "truncated": torch.zeros(4, dtype=torch.bool),
+                                   "final_obs": torch.randn(4, 2, generator=gen)}, batch_size=[4]))  # fmt: skip
+        g1, g2 = torch.Generator().manual_seed(11), torch.Generator().manual_seed(11)
+        got, want = buf.sample(256, generator=g1), _reference_sample(buf, 256, g2)
+        for key, value in want.items():
+            assert torch.equal(got[key], value), (episode_ends, key)
