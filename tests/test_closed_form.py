@@ -135,6 +135,7 @@ def test_applies_only_to_plain_relu_networks():
     assert not closed_form.critic_applies(EnsembleCritic(OBS, ACT, (16,), norm="layer"))
     assert not closed_form.actor_applies(Actor(OBS, ACT, (16,), act="tanh"), critic)
     assert not closed_form.actor_applies(actor, EnsembleCritic(OBS, ACT, (16,), norm="layer"))
+    assert not closed_form.critic_applies(EnsembleCritic(OBS, ACT, (16,)).to("meta"))  # the fused kernel is CPU-only
 
 
 def _algo(name: str, fast: bool, **hp):

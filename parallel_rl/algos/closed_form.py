@@ -33,8 +33,15 @@ from parallel_rl.nets.mlp import EnsembleMLP, relu_stack_backward, relu_stack_fo
 
 
 def critic_applies(*critics: nn.Module) -> bool:
-    """Every critic is a plain ``EnsembleCritic`` whose network is a ReLU stack (``EnsembleMLP.is_relu_stack``)."""
-    return all(type(c) is EnsembleCritic and isinstance(c.net, EnsembleMLP) and c.net.is_relu_stack for c in critics)
+    """Every critic is a plain ``EnsembleCritic`` on a CPU whose network is a ReLU stack (``EnsembleMLP.is_relu_stack``;
+    its fused bias + ReLU kernel exists on a CPU only)."""
+    return all(
+        type(c) is EnsembleCritic
+        and isinstance(c.net, EnsembleMLP)
+        and c.net.is_relu_stack
+        and c.support.device.type == "cpu"
+        for c in critics
+    )
 
 
 def actor_applies(actor: nn.Module, critic: nn.Module | None = None) -> bool:
