@@ -85,13 +85,21 @@ def _accumulate(params: Sequence[torch.Tensor], grads: Sequence[torch.Tensor | N
 
 @torch.no_grad()
 def td3_critic_grads(
-    critic: EnsembleCritic, critic_target: EnsembleCritic, actor: nn.Module, batch: TensorDict, hp
+    critic: EnsembleCritic,
+    critic_target: EnsembleCritic,
+    actor: nn.Module,
+    batch: TensorDict,
+    hp,
+    plain_actor: bool | None = None,
 ) -> tuple[torch.Tensor, TensorDict]:
     """``td3_critic_loss``'s (loss, metrics), with the gradients ``loss.backward()`` would give added to the critic's
-    ``.grad``."""
+    ``.grad``. ``plain_actor``: ``actor_applies(actor)``, which callers that update every step keep (checked here
+    when not given)."""
     critic_obs = batch.get("critic_obs", batch["obs"])
     next_critic_obs = batch.get("next_critic_obs", batch["next_obs"])
-    policy = actor_forward(actor, batch["next_obs"]) if actor_applies(actor) else actor(batch["next_obs"])
+    if plain_actor is None:
+        plain_actor = actor_applies(actor)
+    policy = actor_forward(actor, batch["next_obs"]) if plain_actor else actor(batch["next_obs"])
     next_action = common.smoothed_action(policy, hp.target_noise, hp.target_noise_clip)
     target_net = critic_target.net
     target_out = relu_stack_forward(target_net.member_input(next_critic_obs, next_action), target_net.stack_params())

@@ -409,6 +409,7 @@ class TD3Family(ActorCriticScaffold):
         # The eager CPU fast path (closed_form.py): the same losses and gradients without autograd, for plain ReLU
         # networks and the TD3-family losses as written here (subclasses with their own actor loss keep autograd).
         self._closed_form_critic = ctx.closed_form and closed_form.critic_applies(self.critic, self.critic_target)
+        self._plain_target_actor = closed_form.actor_applies(self.policy_for_vlearner)  # fixed once built
         self._closed_form_actor = (ctx.closed_form and type(self).actor_loss is TD3Family.actor_loss
                                    and closed_form.actor_applies(self.policy, self.critic_for_plearner))  # fmt: skip
 
@@ -532,7 +533,7 @@ class TD3Family(ActorCriticScaffold):
         if self._closed_form_critic:  # td3_critic_loss and its backward, without autograd
             self.critic_optimizer.zero_grad(set_to_none=True)
             _, metrics = closed_form.td3_critic_grads(self.critic, self.critic_target, self.policy_for_vlearner, batch,
-                                                      self.hp)  # fmt: skip
+                                                      self.hp, self._plain_target_actor)  # fmt: skip
             apply_gradients(self.critic_optimizer, self.critic_params, self.hp.max_grad_norm, self._sync("vlearner"))
             self.finish_critic_step()
             return metrics  # float32 already: this path never autocasts
