@@ -66,3 +66,27 @@ def test_fast_adamw_zero_grad_sets_none():
     net(torch.randn(2, 7)).sum().backward()
     opt.zero_grad()
     assert all(p.grad is None for p in net.parameters())
+
+
+def test_try_fast_step_is_step_without_the_wrapper_and_declines_when_step_is_watched():
+    net, twin = _pair(5)
+    ref = FastAdamW(net.parameters(), lr=2e-3, weight_decay=0.01)
+    fast = FastAdamW(twin.parameters(), lr=2e-3, weight_decay=0.01)
+    gen = torch.Generator().manual_seed(2)
+    for i in range(6):
+        x = torch.randn(8, 7, generator=gen)
+        for model, opt in ((net, ref), (twin, fast)):
+            opt.zero_grad()
+            model(x).square().mean().backward()
+        ref.step()
+        assert fast.try_fast_step() is (i > 0)  # the first step creates the state: the parent's step is needed
+        if i == 0:
+            fast.step()
+    for a, b in zip(net.parameters(), twin.parameters()):
+        assert torch.equal(a, b)
+    twin(torch.randn(2, 7)).sum().backward()
+    handle = fast.register_step_post_hook(lambda *args: None)
+    assert not fast.try_fast_step()  # hooks run only inside step()
+    handle.remove()
+    torch.optim.lr_scheduler.StepLR(fast, step_size=1)  # wraps this instance's step to count the calls
+    assert not fast.try_fast_step()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import torch
+from tensordict import TensorDict
 
 from parallel_rl.algos import ALGORITHMS, Algorithm, Context
 from parallel_rl.config import AgentConfig
@@ -147,3 +148,21 @@ def test_config_algos_and_registry_agree():
     assert set(ALGOS) == set(ALGORITHMS) and len(ALGOS) >= 2
     for name, cls in ALGORITHMS.items():
         assert cls.name == name and issubclass(cls, Algorithm) and not cls.__abstractmethods__
+
+
+def test_metric_accumulator_averages_flat_and_nested_metrics():
+    """``pop`` gives the mean of every added metric: flat TensorDicts summed by the foreach path, a different key
+    order or a nested TensorDict by TensorDict.add_, and the sums restart from zero after a pop."""
+    from parallel_rl.runtime.components import MetricAccumulator
+
+    acc = MetricAccumulator(Lane(torch.device("cpu"), "vlearner"))
+    for i in range(3):
+        acc.add(TensorDict({"loss": torch.tensor(float(i)), "q": torch.tensor(10.0 * i)}))
+    acc.add(TensorDict({"q": torch.tensor(30.0), "loss": torch.tensor(3.0)}))  # other order: the TensorDict path
+    assert acc.pop() == {"loss": 1.5, "q": 15.0}
+    acc.add(TensorDict({"loss": torch.tensor(4.0), "q": torch.tensor(2.0)}))
+    assert acc.pop() == {"loss": 4.0, "q": 2.0}
+    nested = MetricAccumulator(Lane(torch.device("cpu"), "vlearner"))
+    for i in range(2):
+        nested.add(TensorDict({"a": torch.tensor(float(i)), "sub": {"b": torch.tensor(2.0 * i)}}))
+    assert nested._flat is None and nested.total["sub", "b"].item() == 2.0 and nested.n == 2

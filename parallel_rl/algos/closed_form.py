@@ -158,7 +158,8 @@ def td3_actor_grads(
     else:
         grad_out = grad_q.unsqueeze(-1)
     needs = [True] + [False] * len(params)
-    grad_action = relu_stack_backward(grad_out, acts, params[0::2], needs)[0][..., -action.shape[-1] :].sum(0)
+    act_dim = action.shape[-1]  # the critic's input is [obs, action]: only the action columns of its gradient
+    grad_action = relu_stack_backward(grad_out, acts, params[0::2], needs, input_columns=act_dim)[0].sum(0)
     if action_l2 > 0:  # as td3_actor_loss: a Python constant, the default path is unchanged
         loss = loss + action_l2 * action.square().mean()
         grad_action = grad_action + action * (2.0 * action_l2 / action.numel())

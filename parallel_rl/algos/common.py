@@ -32,7 +32,11 @@ if TYPE_CHECKING:
 
 
 def categorical_projection(
-    next_probs: torch.Tensor, reward: torch.Tensor, discount: torch.Tensor, support: torch.Tensor
+    next_probs: torch.Tensor,
+    reward: torch.Tensor,
+    discount: torch.Tensor,
+    support: torch.Tensor,
+    positions: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Project the distribution of ``reward + discount * Z`` back onto ``support`` (C51, Bellemare et al. 2017).
 
@@ -41,8 +45,9 @@ def categorical_projection(
     mass. Each shifted atom splits its mass between its two neighbours in proportion to distance; a target exactly
     on an atom gives all its mass to that atom (the lower/upper weights are 1 and 0), which avoids the anchors' bug
     of giving it twice (or losing it) when floor == ceil. Targets outside the support are clamped to its ends.
+    ``positions``: ``atom_positions(reward, discount, support)``, when the caller has it already.
     """
-    lower_idx, upper_idx, upper_w = projection_indices(reward, discount, support)
+    lower_idx, upper_idx, upper_w = projection_indices(reward, discount, support, positions)
     if next_probs.dim() == 3:  # the indices and weights depend on the sample only: computed once for all members
         lower_idx, upper_idx = (i.expand_as(next_probs) for i in (lower_idx, upper_idx))
     out = torch.zeros_like(next_probs)
@@ -51,21 +56,27 @@ def categorical_projection(
     return out
 
 
-def projection_indices(
-    reward: torch.Tensor, discount: torch.Tensor, support: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(lower atom, upper atom, upper weight) of each shifted atom ``reward + discount * z``, each [B, A]."""
+def atom_positions(reward: torch.Tensor, discount: torch.Tensor, support: torch.Tensor) -> torch.Tensor:
+    """Where each shifted atom ``reward + discount * z`` falls on ``support``, counted in atoms: [B, A], each in
+    [0, A - 1] (targets outside the support clamped to its ends)."""
     num_atoms = support.shape[0]
     v_min, v_max = support[0], support[-1]
     delta = (v_max - v_min) / (num_atoms - 1)
     tz = (reward.unsqueeze(-1) + discount.unsqueeze(-1) * support).clamp(v_min, v_max)
     # nan_to_num: a NaN reward (a broken env) must not become an out-of-range index before the run's finite
     # check stops it at the next log row; clamp alone keeps NaN, and NaN.long() is a huge negative index.
-    b = torch.nan_to_num((tz - v_min) / delta, nan=0.0).clamp(0, num_atoms - 1)
+    return torch.nan_to_num((tz - v_min) / delta, nan=0.0).clamp(0, num_atoms - 1)
+
+
+def projection_indices(
+    reward: torch.Tensor, discount: torch.Tensor, support: torch.Tensor, positions: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(lower atom, upper atom, upper weight) of each shifted atom ``reward + discount * z``, each [B, A]."""
+    b = atom_positions(reward, discount, support) if positions is None else positions
     lower = b.floor()  # within [0, num_atoms - 1] already
     upper_w = b - lower  # in [0, 1); 0 when the target sits on an atom
     lower_idx = lower.long()
-    upper_idx = (lower_idx + 1).clamp(max=num_atoms - 1)
+    upper_idx = (lower_idx + 1).clamp(max=support.shape[0] - 1)
     return lower_idx, upper_idx, upper_w
 
 
@@ -84,14 +95,23 @@ def clipped_double_q_distribution(target_out: torch.Tensor, critic: EnsembleCrit
 def projected_clipped_double_q(
     target_out: torch.Tensor, reward: torch.Tensor, discount: torch.Tensor, support: torch.Tensor
 ) -> torch.Tensor:
-    """Per sample, project every member's target distribution onto ``support`` and keep the projection with the
-    lowest mean (FastTD3's reference order: project, then pick). [members, B, A] -> [B, A]."""
+    """Per sample, the projection onto ``support`` of the member whose projected target has the lowest mean
+    (FastTD3's rule: project every member, then pick the lower mean). [members, B, A] -> [B, A].
+
+    Only the picked member is projected: splitting a shifted atom's mass between its two neighbours in proportion
+    to distance keeps the mean, so a member's projected mean is ``v_min + delta * sum_a p_a position_a``
+    (``atom_positions``), known before projecting. That halves the scatter work against projecting every member;
+    the pick can differ from project-then-pick only where two members' means agree to within float rounding
+    (``tests/test_c51.py`` compares it with projecting every member)."""
     members, batch, atoms = target_out.shape
-    projected = categorical_projection(torch.softmax(target_out, dim=-1), reward, discount, support)
-    pick = (projected * support).sum(-1).argmin(dim=0)  # [B]; ties take the first member, as the reference's '<'
+    probs = torch.softmax(target_out, dim=-1)
+    positions = atom_positions(reward, discount, support)  # [B, A]
+    pick = (probs * positions).sum(-1).argmin(dim=0)  # [B]; ties take the first member, as the reference's '<'
     if members == 2:  # the same choice as the gather below, without a gather along the member dimension
-        return torch.where(pick.bool().unsqueeze(-1), projected[1], projected[0])
-    return projected.gather(0, pick.view(1, -1, 1).expand(1, -1, atoms)).squeeze(0)
+        chosen = torch.where(pick.bool().unsqueeze(-1), probs[1], probs[0])
+    else:
+        chosen = probs.gather(0, pick.view(1, -1, 1).expand(1, -1, atoms)).squeeze(0)
+    return categorical_projection(chosen, reward, discount, support, positions)
 
 
 def td_target(critic: EnsembleCritic, target_out: torch.Tensor, batch, cdq_pick: str = "unprojected") -> torch.Tensor:
@@ -229,7 +249,8 @@ def apply_gradients(
         sync_grads(params)
     if max_norm > 0:
         torch.nn.utils.clip_grad_norm_(params, max_norm)
-    optimizer.step()
+    if not (isinstance(optimizer, FastAdamW) and optimizer.try_fast_step()):
+        optimizer.step()
 
 
 def _normalized_pair(norm: nn.Module, obs: torch.Tensor, next_obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -103,7 +103,7 @@ class _LinearReLU(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
         y = torch.bmm(x, weight)
-        torch.ops.aten._add_relu_(y, bias)
+        torch._add_relu_(y, bias)
         ctx.save_for_backward(x, weight, y)
         return y
 
@@ -152,12 +152,17 @@ class _ReLUStack(torch.autograd.Function):
 
 
 def relu_stack_backward(
-    grad: torch.Tensor, acts: Sequence[torch.Tensor], weights: Sequence[torch.Tensor], needs: Sequence[bool]
+    grad: torch.Tensor,
+    acts: Sequence[torch.Tensor],
+    weights: Sequence[torch.Tensor],
+    needs: Sequence[bool],
+    input_columns: int | None = None,
 ) -> list[torch.Tensor | None]:
     """Gradients of a ReLU stack (``relu_stack_forward``) given the gradient of its output: ``acts`` its input and
     hidden activations, ``weights`` its weights, ``needs`` whether (input, w1, b1, w2, ...) each need one. Walks the
     layers top-down and stops below the lowest input that needs a gradient. ``grad`` itself is never written (the
-    ReLU masks are applied in place to the fresh ``bmm`` outputs below the output layer)."""
+    ReLU masks are applied in place to the fresh ``bmm`` outputs below the output layer). ``input_columns``: only
+    the input gradient's last that many columns are wanted (a critic's action part), so only they are computed."""
     layers = len(weights)
     # Lowest layer whose weight, bias or input needs a gradient: nothing below it is computed.
     lowest = 0 if needs[0] else next((i for i in range(layers) if needs[1 + 2 * i] or needs[2 + 2 * i]), layers)
@@ -171,7 +176,8 @@ def relu_stack_backward(
         if needs[2 + 2 * i]:
             grads[2 + 2 * i] = g.sum(1, keepdim=True)
         if i > lowest or needs[0]:
-            g = torch.bmm(g, weights[i].transpose(1, 2))
+            w = weights[i] if i > 0 or input_columns is None else weights[0][:, -input_columns:]
+            g = torch.bmm(g, w.transpose(1, 2))
     if needs[0]:
         grads[0] = g
     return grads
@@ -190,6 +196,9 @@ class EnsembleMLP(nn.Sequential):
             and all(isinstance(layers[i], EnsembleLinear) for i in range(0, n, 2))
             and all(type(layers[i]) is nn.ReLU for i in range(1, n, 2))
         )
+        # Fixed by the structure (read every update; indexing an nn.Sequential walks its modules each time).
+        self._linears = list(layers[0::2]) if self._relu_stack else []
+        self._members = layers[0].weight.shape[0] if n and isinstance(layers[0], EnsembleLinear) else 0
 
     @property
     def is_relu_stack(self) -> bool:
@@ -199,14 +208,13 @@ class EnsembleMLP(nn.Sequential):
 
     def stack_params(self) -> list[torch.Tensor]:
         """(w1, b1, w2, b2, ...) of a ReLU stack, in the order ``relu_stack_forward`` takes them."""
-        return [t for layer in list(self)[0::2] for t in (layer.weight, layer.bias)]
+        return [t for layer in self._linears for t in (layer.weight, layer.bias)]
 
     def member_input(self, *parts: torch.Tensor) -> torch.Tensor:
         """``torch.cat(parts, -1)`` as this network's input: on a CPU, with an ``EnsembleLinear`` first, already the
         per-member copy ``forward`` would make (one ``cat`` of broadcast views instead of a ``cat`` and a copy)."""
-        first = self[0] if len(self) else None
-        if parts[0].dim() == 2 and parts[0].device.type == "cpu" and isinstance(first, EnsembleLinear):
-            members = first.weight.shape[0]
+        members = self._members
+        if members and parts[0].dim() == 2 and parts[0].device.type == "cpu":
             return torch.cat([p.unsqueeze(0).expand(members, -1, -1) for p in parts], dim=-1)
         return torch.cat(parts, dim=-1)
 
@@ -240,7 +248,7 @@ def relu_stack_forward(x: torch.Tensor, params, acts: list[torch.Tensor] | None 
     h = x
     for i in range(0, len(params) - 2, 2):
         h = torch.bmm(h, params[i])
-        torch.ops.aten._add_relu_(h, params[i + 1])
+        torch._add_relu_(h, params[i + 1])
         if acts is not None:
             acts.append(h)
     return torch.baddbmm(params[-1], h, params[-2])
