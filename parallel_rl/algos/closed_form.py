@@ -28,7 +28,7 @@ from tensordict import TensorDict
 from torch import nn
 
 from parallel_rl.algos import common  # a module reference: common imports this module for TD3Family
-from parallel_rl.nets import Actor, EnsembleCritic
+from parallel_rl.nets import Actor, EnsembleCritic, onednn
 from parallel_rl.nets.mlp import EnsembleMLP, relu_stack_backward, relu_stack_forward
 
 
@@ -62,14 +62,34 @@ def actor_forward(actor: Actor, obs: torch.Tensor, hidden: list[torch.Tensor] | 
     """``actor(obs)`` for an actor ``actor_applies`` to, each ReLU in place on its fresh ``addmm`` output (the
     kernels ``nn.Linear`` runs); ``hidden`` (if given) collects each Linear's input, obs first."""
     linears = list(actor.net)[0::2]
+    large = onednn.applies(obs)  # large batches: oneDNN's products, bias and ReLU fused (nets/onednn.py)
     h = obs
     for linear in linears[:-1]:
         if hidden is not None:
             hidden.append(h)
-        h = torch.addmm(linear.bias, h, linear.weight.t()).relu_()
+        if large:
+            h = onednn.linear(h, linear.weight, linear.bias, relu=True)
+        else:
+            h = torch.addmm(linear.bias, h, linear.weight.t()).relu_()
     if hidden is not None:
         hidden.append(h)
-    return torch.tanh(torch.addmm(linears[-1].bias, h, linears[-1].weight.t()))
+    last = linears[-1]
+    return torch.tanh(onednn.linear(h, last.weight, last.bias) if large else torch.addmm(last.bias, h, last.weight.t()))
+
+
+def _stack_forward(x: torch.Tensor, params: Sequence[torch.Tensor], acts: list | None = None) -> torch.Tensor:
+    """A critic's ReLU stack: oneDNN's products member by member for large batches (``nets.onednn``), else one
+    batched ``bmm`` per layer (``nets.mlp``)."""
+    if onednn.applies(x):
+        return onednn.members_forward(x, params, acts)
+    return relu_stack_forward(x, params, acts)
+
+
+def _stack_backward(grad: torch.Tensor, acts: list, weights: Sequence[torch.Tensor], needs: Sequence[bool],
+                    input_columns: int | None = None) -> list[torch.Tensor | None]:  # fmt: skip
+    """The backward of ``_stack_forward``, on the same path (decided by the input, ``acts[0]``)."""
+    backward = onednn.members_backward if onednn.applies(acts[0]) else relu_stack_backward
+    return backward(grad, acts, weights, needs, input_columns)
 
 
 def _accumulate(params: Sequence[torch.Tensor], grads: Sequence[torch.Tensor | None]) -> None:
@@ -102,10 +122,10 @@ def td3_critic_grads(
     policy = actor_forward(actor, batch["next_obs"]) if plain_actor else actor(batch["next_obs"])
     next_action = common.smoothed_action(policy, hp.target_noise, hp.target_noise_clip)
     target_net = critic_target.net
-    target_out = relu_stack_forward(target_net.member_input(next_critic_obs, next_action), target_net.stack_params())
+    target_out = _stack_forward(target_net.member_input(next_critic_obs, next_action), target_net.stack_params())
     params = critic.net.stack_params()
     acts = [critic.net.member_input(critic_obs, batch["action"])]
-    out = relu_stack_forward(acts[0], params, acts)
+    out = _stack_forward(acts[0], params, acts)
     target = common.td_target(critic, target_out, batch, hp.cdq_pick)
     batch_size = out.shape[1]
     if critic.distributional:
@@ -124,7 +144,7 @@ def td3_critic_grads(
         loss = error.square().mean(-1).sum()
         grad = error.mul(2.0 / batch_size).unsqueeze(-1)
     needs = [False] + [p.requires_grad for p in params]
-    _accumulate(params, relu_stack_backward(grad, acts, params[0::2], needs)[1:])
+    _accumulate(params, _stack_backward(grad, acts, params[0::2], needs)[1:])
     return loss, TensorDict({"critic_loss": loss, "q_mean": q.mean(), "q_max": q.max()})
 
 
@@ -137,9 +157,10 @@ def td3_actor_grads(
     linears = list(actor.net)[0::2]
     hidden: list[torch.Tensor] = []  # each Linear's input
     action = actor_forward(actor, batch["obs"], hidden)
+    large = onednn.applies(action)  # as actor_forward decided
     params = critic.net.stack_params()
     acts = [critic.net.member_input(batch.get("critic_obs", batch["obs"]), action)]
-    out = relu_stack_forward(acts[0], params, acts)
+    out = _stack_forward(acts[0], params, acts)
     if critic.distributional:
         probs = torch.softmax(out, dim=-1)
         q = torch.matmul(probs, critic.support)  # [members, B]
@@ -159,7 +180,7 @@ def td3_actor_grads(
         grad_out = grad_q.unsqueeze(-1)
     needs = [True] + [False] * len(params)
     act_dim = action.shape[-1]  # the critic's input is [obs, action]: only the action columns of its gradient
-    grad_action = relu_stack_backward(grad_out, acts, params[0::2], needs, input_columns=act_dim)[0].sum(0)
+    grad_action = _stack_backward(grad_out, acts, params[0::2], needs, input_columns=act_dim)[0].sum(0)
     if action_l2 > 0:  # as td3_actor_loss: a Python constant, the default path is unchanged
         loss = loss + action_l2 * action.square().mean()
         grad_action = grad_action + action * (2.0 * action_l2 / action.numel())
@@ -170,6 +191,6 @@ def td3_actor_grads(
             g = torch.ops.aten.threshold_backward(g, hidden[i + 1], 0)
         grads += [g.sum(0), torch.mm(g.t(), hidden[i])]  # bias, weight (collected top-down)
         if i > 0:
-            g = torch.mm(g, linears[i].weight)
+            g = onednn.linear(g, linears[i].weight.t(), None) if large else torch.mm(g, linears[i].weight)
     _accumulate([t for linear in reversed(linears) for t in (linear.bias, linear.weight)], grads)
     return loss, TensorDict({"actor_loss": loss, "action_abs": action.abs().mean()})

@@ -12,6 +12,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from parallel_rl.nets import onednn
 from parallel_rl.nets.batchrenorm import BatchRenorm
 
 Norm = Literal["none", "layer", "batchrenorm"]
@@ -228,6 +229,8 @@ class EnsembleMLP(nn.Sequential):
             params = self.stack_params()
             if torch.is_grad_enabled() and (x.requires_grad or any(p.requires_grad for p in params)):
                 return _ReLUStack.apply(x, *params)
+            if onednn.applies(x):  # large batches: oneDNN's products (nets/onednn.py)
+                return onednn.members_forward(x, params)
             return relu_stack_forward(x, params)  # no graph to record (targets, evaluation): the forward alone
         i = 0
         while i < len(layers):
