@@ -70,6 +70,7 @@ class ReplayBuffer:
         self._envs = torch.arange(e, **kw)
         self._per_env_cache: dict[int, torch.Tensor] = {}  # per-env sampling: rows per env -> env index of each row
         self._discounts = gamma ** torch.arange(n_step + 1, dtype=torch.float32, **kw)
+        self._gamma = float(self._discounts[1])  # the float32 value, for the one-step discount below
         self._offsets = torch.arange(n_step, **kw)
         self.generator = torch.Generator(device=self.device)
         self.generator.manual_seed(seed)
@@ -239,7 +240,7 @@ class ReplayBuffer:
             # it, so the n-step sums reduce to the row's own reward and the next observation is the next row.
             terminated = self.terminated.view(-1).index_select(0, flat)
             reward = self.reward.view(-1).index_select(0, flat)
-            discount = self._discounts[1] * (~terminated).float()
+            discount = torch.where(terminated, 0.0, self._gamma)  # gamma * (1 - terminated), in one kernel
             length = torch.ones_like(row)
             next_flat = base + (row + 1) % rows
         else:

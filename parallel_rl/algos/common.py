@@ -4,6 +4,7 @@ optimizer step every algorithm takes, and ``TD3Family``, the structure FastTD3 a
 from __future__ import annotations
 
 import copy
+import weakref
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -32,11 +33,7 @@ if TYPE_CHECKING:
 
 
 def categorical_projection(
-    next_probs: torch.Tensor,
-    reward: torch.Tensor,
-    discount: torch.Tensor,
-    support: torch.Tensor,
-    positions: torch.Tensor | None = None,
+    next_probs: torch.Tensor, reward: torch.Tensor, discount: torch.Tensor, support: torch.Tensor
 ) -> torch.Tensor:
     """Project the distribution of ``reward + discount * Z`` back onto ``support`` (C51, Bellemare et al. 2017).
 
@@ -45,9 +42,8 @@ def categorical_projection(
     mass. Each shifted atom splits its mass between its two neighbours in proportion to distance; a target exactly
     on an atom gives all its mass to that atom (the lower/upper weights are 1 and 0), which avoids the anchors' bug
     of giving it twice (or losing it) when floor == ceil. Targets outside the support are clamped to its ends.
-    ``positions``: ``atom_positions(reward, discount, support)``, when the caller has it already.
     """
-    lower_idx, upper_idx, upper_w = projection_indices(reward, discount, support, positions)
+    lower_idx, upper_idx, upper_w = projection_indices(reward, discount, support)
     if next_probs.dim() == 3:  # the indices and weights depend on the sample only: computed once for all members
         lower_idx, upper_idx = (i.expand_as(next_probs) for i in (lower_idx, upper_idx))
     out = torch.zeros_like(next_probs)
@@ -56,28 +52,42 @@ def categorical_projection(
     return out
 
 
-def atom_positions(reward: torch.Tensor, discount: torch.Tensor, support: torch.Tensor) -> torch.Tensor:
-    """Where each shifted atom ``reward + discount * z`` falls on ``support``, counted in atoms: [B, A], each in
-    [0, A - 1] (targets outside the support clamped to its ends)."""
+def projection_indices(
+    reward: torch.Tensor, discount: torch.Tensor, support: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(lower atom, upper atom, upper weight) of each shifted atom ``reward + discount * z``, each [B, A]."""
     num_atoms = support.shape[0]
-    v_min, v_max = support[0], support[-1]
-    delta = (v_max - v_min) / (num_atoms - 1)
+    v_min, v_max, delta = _support_constants(support)
     tz = (reward.unsqueeze(-1) + discount.unsqueeze(-1) * support).clamp(v_min, v_max)
     # nan_to_num: a NaN reward (a broken env) must not become an out-of-range index before the run's finite
     # check stops it at the next log row; clamp alone keeps NaN, and NaN.long() is a huge negative index.
-    return torch.nan_to_num((tz - v_min) / delta, nan=0.0).clamp(0, num_atoms - 1)
-
-
-def projection_indices(
-    reward: torch.Tensor, discount: torch.Tensor, support: torch.Tensor, positions: torch.Tensor | None = None
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(lower atom, upper atom, upper weight) of each shifted atom ``reward + discount * z``, each [B, A]."""
-    b = atom_positions(reward, discount, support) if positions is None else positions
-    lower = b.floor()  # within [0, num_atoms - 1] already
-    upper_w = b - lower  # in [0, 1); 0 when the target sits on an atom
-    lower_idx = lower.long()
-    upper_idx = (lower_idx + 1).clamp(max=support.shape[0] - 1)
+    b = torch.nan_to_num((tz - v_min) / delta, nan=0.0).clamp(0, num_atoms - 1)
+    # b >= 0: truncation is the floor, so frac(b) = b - floor(b) and b.long() = floor(b), in two kernels, not three
+    upper_w = torch.frac(b)  # in [0, 1); 0 when the target sits on an atom
+    lower_idx = b.long()  # within [0, num_atoms - 1] already
+    upper_idx = (lower_idx + 1).clamp(max=num_atoms - 1)
     return lower_idx, upper_idx, upper_w
+
+
+#: id(support) -> (weak reference to it, its version, v_min, v_max, spacing); a handful of supports per run.
+_SUPPORT_CONSTANTS: dict[int, tuple] = {}
+
+
+def _support_constants(support: torch.Tensor) -> tuple:
+    """(v_min, v_max, atom spacing) of a C51 support, the spacing computed in the support's precision. On a CPU as
+    Python floats holding exactly those float32 values (the same arithmetic as the 0-d tensors, without the four
+    small kernels that make them every update), kept per support tensor until it is written; elsewhere tensors
+    (no device sync)."""
+    if support.device.type != "cpu":
+        v_min, v_max = support[0], support[-1]
+        return v_min, v_max, (v_max - v_min) / (support.shape[0] - 1)
+    cached = _SUPPORT_CONSTANTS.get(id(support))
+    if cached is None or cached[0]() is not support or cached[1] != support._version:
+        v_min, v_max = support[0], support[-1]
+        delta = (v_max - v_min) / (support.shape[0] - 1)
+        cached = (weakref.ref(support), support._version, float(v_min), float(v_max), float(delta))
+        _SUPPORT_CONSTANTS[id(support)] = cached
+    return cached[2:]
 
 
 def clipped_double_q_distribution(target_out: torch.Tensor, critic: EnsembleCritic) -> torch.Tensor:
@@ -95,23 +105,14 @@ def clipped_double_q_distribution(target_out: torch.Tensor, critic: EnsembleCrit
 def projected_clipped_double_q(
     target_out: torch.Tensor, reward: torch.Tensor, discount: torch.Tensor, support: torch.Tensor
 ) -> torch.Tensor:
-    """Per sample, the projection onto ``support`` of the member whose projected target has the lowest mean
-    (FastTD3's rule: project every member, then pick the lower mean). [members, B, A] -> [B, A].
-
-    Only the picked member is projected: splitting a shifted atom's mass between its two neighbours in proportion
-    to distance keeps the mean, so a member's projected mean is ``v_min + delta * sum_a p_a position_a``
-    (``atom_positions``), known before projecting. That halves the scatter work against projecting every member;
-    the pick can differ from project-then-pick only where two members' means agree to within float rounding
-    (``tests/test_c51.py`` compares it with projecting every member)."""
+    """Per sample, project every member's target distribution onto ``support`` and keep the projection with the
+    lowest mean (FastTD3's reference order: project, then pick). [members, B, A] -> [B, A]."""
     members, batch, atoms = target_out.shape
-    probs = torch.softmax(target_out, dim=-1)
-    positions = atom_positions(reward, discount, support)  # [B, A]
-    pick = (probs * positions).sum(-1).argmin(dim=0)  # [B]; ties take the first member, as the reference's '<'
+    projected = categorical_projection(torch.softmax(target_out, dim=-1), reward, discount, support)
+    pick = (projected * support).sum(-1).argmin(dim=0)  # [B]; ties take the first member, as the reference's '<'
     if members == 2:  # the same choice as the gather below, without a gather along the member dimension
-        chosen = torch.where(pick.bool().unsqueeze(-1), probs[1], probs[0])
-    else:
-        chosen = probs.gather(0, pick.view(1, -1, 1).expand(1, -1, atoms)).squeeze(0)
-    return categorical_projection(chosen, reward, discount, support, positions)
+        return torch.where(pick.bool().unsqueeze(-1), projected[1], projected[0])
+    return projected.gather(0, pick.view(1, -1, 1).expand(1, -1, atoms)).squeeze(0)
 
 
 def td_target(critic: EnsembleCritic, target_out: torch.Tensor, batch, cdq_pick: str = "unprojected") -> torch.Tensor:
