@@ -17,6 +17,8 @@ from __future__ import annotations
 import torch
 from tensordict import TensorDict
 
+from parallel_rl.fasttd import tensordict_of
+
 #: Candidate draws per sample; the first that is a transition row (not a final row) is used. See ``sample``.
 _CANDIDATES = 4
 
@@ -273,4 +275,4 @@ class ReplayBuffer:
         if self.critic_obs is not None:
             critic_obs = self.critic_obs.view(-1, self.critic_obs.shape[-1]).index_select(0, both).float()
             out["critic_obs"], out["next_critic_obs"] = critic_obs[:batch_size], critic_obs[batch_size:]
-        return TensorDict(out, batch_size=[batch_size], device=self.device)
+        return tensordict_of(out, (batch_size,), self.device)  # built right here: no per-entry checks

@@ -28,6 +28,7 @@ from tensordict import TensorDict
 from torch import nn
 
 from parallel_rl.algos import common  # a module reference: common imports this module for TD3Family
+from parallel_rl.fasttd import tensordict_of
 from parallel_rl.nets import Actor, EnsembleCritic, onednn
 from parallel_rl.nets.mlp import EnsembleMLP, relu_stack_backward, relu_stack_forward
 
@@ -59,8 +60,8 @@ def actor_applies(actor: nn.Module, critic: nn.Module | None = None) -> bool:
 
 
 def actor_forward(actor: Actor, obs: torch.Tensor, hidden: list[torch.Tensor] | None = None) -> torch.Tensor:
-    """``actor(obs)`` for an actor ``actor_applies`` to, each ReLU in place on its fresh ``addmm`` output (the
-    kernels ``nn.Linear`` runs); ``hidden`` (if given) collects each Linear's input, obs first."""
+    """``actor(obs)`` for an actor ``actor_applies`` to (the same products as ``nn.Linear``, each hidden bias and
+    ReLU added in one pass: equal to rounding); ``hidden`` (if given) collects each Linear's input, obs first."""
     linears = list(actor.net)[0::2]
     large = onednn.applies(obs)  # large batches: oneDNN's products, bias and ReLU fused (nets/onednn.py)
     h = obs
@@ -69,8 +70,9 @@ def actor_forward(actor: Actor, obs: torch.Tensor, hidden: list[torch.Tensor] | 
             hidden.append(h)
         if large:
             h = onednn.linear(h, linear.weight, linear.bias, relu=True)
-        else:
-            h = torch.addmm(linear.bias, h, linear.weight.t()).relu_()
+        else:  # bias and ReLU in one pass over the product (addmm + relu_ would make two)
+            h = torch.mm(h, linear.weight.t())
+            torch._add_relu_(h, linear.bias)
     if hidden is not None:
         hidden.append(h)
     last = linears[-1]
@@ -145,7 +147,7 @@ def td3_critic_grads(
         grad = error.mul(2.0 / batch_size).unsqueeze(-1)
     needs = [False] + [p.requires_grad for p in params]
     _accumulate(params, _stack_backward(grad, acts, params[0::2], needs)[1:])
-    return loss, TensorDict({"critic_loss": loss, "q_mean": q.mean(), "q_max": q.max()})
+    return loss, tensordict_of({"critic_loss": loss, "q_mean": q.mean(), "q_max": q.max()})
 
 
 @torch.no_grad()
@@ -193,4 +195,4 @@ def td3_actor_grads(
         if i > 0:
             g = onednn.linear(g, linears[i].weight.t(), None) if large else torch.mm(g, linears[i].weight)
     _accumulate([t for linear in reversed(linears) for t in (linear.bias, linear.weight)], grads)
-    return loss, TensorDict({"actor_loss": loss, "action_abs": action.abs().mean()})
+    return loss, tensordict_of({"actor_loss": loss, "action_abs": action.abs().mean()})

@@ -16,6 +16,7 @@ from parallel_rl.algos import closed_form
 from parallel_rl.algos.base import Algorithm, Context, Role, Shared
 from parallel_rl.algos.resets import selected_parameters, shrink_and_perturb_, zero_optimizer_state_
 from parallel_rl.algos.reward_normalization import ReturnScaleTracker
+from parallel_rl.fasttd import replaced
 from parallel_rl.nets import (
     Actor,
     EnsembleCritic,
@@ -312,17 +313,15 @@ class ActorCriticScaffold(Algorithm):
         if not self.hp.normalize_obs:
             return batch
         if not next_obs:
-            out = batch.exclude("next_obs", "next_critic_obs")
-            out["obs"] = norm(batch["obs"])
+            updates = {"obs": norm(batch["obs"])}
             if cnorm is not None:
-                out["critic_obs"] = cnorm(batch["critic_obs"])
-            return out
-        out = batch.copy()
-        out["obs"], out["next_obs"] = _normalized_pair(norm, batch["obs"], batch["next_obs"])
+                updates["critic_obs"] = cnorm(batch["critic_obs"])
+            return replaced(batch, updates, drop=("next_obs", "next_critic_obs"))
+        updates = dict(zip(("obs", "next_obs"), _normalized_pair(norm, batch["obs"], batch["next_obs"])))
         if cnorm is not None:
-            out["critic_obs"], out["next_critic_obs"] = _normalized_pair(cnorm, batch["critic_obs"],
-                                                                         batch["next_critic_obs"])  # fmt: skip
-        return out
+            updates.update(zip(("critic_obs", "next_critic_obs"),
+                               _normalized_pair(cnorm, batch["critic_obs"], batch["next_critic_obs"])))  # fmt: skip
+        return replaced(batch, updates)
 
     def _sync(self, role: Role) -> Callable[[list[nn.Parameter]], None] | None:
         if self.ctx.sync_grads is None:
