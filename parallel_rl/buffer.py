@@ -200,19 +200,19 @@ class ReplayBuffer:
         cand = (ptr.unsqueeze(-1) - 2 - age) % rows
         if base is None:
             base = env * rows  # flat index of each stream's row 0: one index_select per field, not 2-D indexing
-        ok = ~self.is_final.view(-1).index_select(0, (base.unsqueeze(-1) + cand).view(-1)).view(cand.shape)
-        first = ok.int().argmax(dim=-1, keepdim=True)
+        final = self.is_final.view(-1).index_select(0, (base.unsqueeze(-1) + cand).view(-1)).view(cand.shape)
+        first = final.int().argmin(dim=-1, keepdim=True)  # the first candidate that is not a final row (else 0)
         row = cand.gather(-1, first).squeeze(-1)
-        row_ok = ok.gather(-1, first).squeeze(-1)
+        row_final = final.gather(-1, first).squeeze(-1)
         # Fallback: the row before a final row is the transition that ended there, unless the final row is the
         # oldest sampleable row (its predecessor is then not data: the newest row of a full stream, or a reserved
         # row), in which case the row after it is used. The oldest row of a stream that never wrapped is a first
         # observation, never a final row.
         # On a CPU, where asking costs no device sync, the fallback's kernels run only for a batch that needs them.
-        if self.device.type != "cpu" or not bool(row_ok.all()):
+        if self.device.type != "cpu" or bool(row_final.any()):
             oldest = ((ptr - count) % rows) == row
             fallback = torch.where(oldest, row + 1, row - 1) % rows
-            row = torch.where(row_ok, row, fallback)
+            row = torch.where(row_final, fallback, row)
         return self.transitions(env, row, ptr=ptr, base=base)
 
     def _per_env_rows(self, k: int) -> tuple[torch.Tensor, torch.Tensor]:
