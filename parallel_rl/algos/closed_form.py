@@ -191,7 +191,11 @@ def td3_actor_grads(
     for i in range(len(linears) - 1, -1, -1):
         if i < len(linears) - 1:
             g = torch.ops.aten.threshold_backward(g, hidden[i + 1], 0)
-        grads += [g.sum(0), torch.mm(g.t(), hidden[i])]  # bias, weight (collected top-down)
+        x = hidden[i]
+        # weight gradient g.T @ x ([out, in]); for a layer wider than its input (the first), as (x.T @ g).T: MKL's
+        # product with few output columns was the slow one (measured 70 us against 34 us at 256 x 13 -> 256)
+        wgrad = torch.mm(x.t(), g).t().contiguous() if x.shape[1] < g.shape[1] else torch.mm(g.t(), x)
+        grads += [g.sum(0), wgrad]  # bias, weight (collected top-down)
         if i > 0:
             g = onednn.linear(g, linears[i].weight.t(), None) if large else torch.mm(g, linears[i].weight)
     _accumulate([t for linear in reversed(linears) for t in (linear.bias, linear.weight)], grads)
