@@ -6,7 +6,7 @@ forward and input-gradient products of a critic at FastTD3's shapes at 75 to 84 
 to 100 GFLOP/s, and up to 2.4x faster for the thin first layer, with the bias add and the ReLU fused into its
 output pass. Both compute in fp32 and agree to rounding. Weight gradients (a product over the batch) were as fast
 either way and stay on ``mm``. Below ``MIN_ROWS`` rows the two were equally fast and one ``bmm`` over all members
-takes fewer calls than one product per member, so small batches keep ``nets.mlp``'s batched path.
+takes fewer calls than one product per member, so small batches keep ``nets.mlp``'s batched path (``MIN_ROWS``).
 
 Activations on this path are lists with one [rows, units] tensor per member (stacking them into the ensemble's
 [members, rows, units] layout would copy every activation); ``acts[i][m]`` reads the same either way, so the
@@ -16,16 +16,23 @@ backward takes the input as a tensor and the hidden activations as lists. Used b
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 
 import torch
 
-#: Fewest rows (batch size) for which the per-member oneDNN products are used (measured equal speed at 256 rows,
-#: 7 % to 2.4x faster from 512 rows up).
-MIN_ROWS = 512
+#: Fewest rows (batch size) for which the per-member oneDNN products are used. Measured per layer and member pair:
+#: at 256 rows equal for 256 -> 128 and up to 2x slower for thin layers (a call's fixed cost); at 512 rows 5 % faster
+#: for 256 -> 128 but 4 % to 33 % slower for 16 -> 256, 128 -> 64, 64 -> 101; at 1024 rows equal or 7 % to 20 %
+#: faster for all of them; at 4096 rows 16 % to 2.4x faster.
+MIN_ROWS = 1024
 
 _linear = getattr(getattr(torch.ops, "mkldnn", None), "_linear_pointwise", None)
-AVAILABLE = bool(torch.backends.mkldnn.is_available() and _linear is not None)
+#: ``PARALLEL_RL_ONEDNN=0`` keeps torch's default matmuls everywhere (to compare, or on a CPU where they are faster:
+#: only AMD EPYC was measured).
+AVAILABLE = bool(
+    torch.backends.mkldnn.is_available() and _linear is not None and os.environ.get("PARALLEL_RL_ONEDNN", "1") != "0"
+)
 
 
 def applies(x: torch.Tensor) -> bool:
