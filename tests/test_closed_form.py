@@ -168,3 +168,22 @@ def test_algorithms_with_their_own_actor_loss_keep_autograd():
     """DEA defines its own actor loss: the closed form (written for td3_actor_loss) must not stand in for it."""
     dea = _algo("dea", True)
     assert not dea._closed_form_actor
+
+
+def test_critic_loss_with_logits_spread_wider_than_exp_underflows():
+    """With logits spread over hundreds (a trained C51 critic's, beyond where float32 exp underflows) the
+    closed-form critic loss and gradients, which take their probabilities from softmax, still equal autograd's."""
+    critic, target, actor = _nets(51)
+    with torch.no_grad():
+        critic.net[-1].weight.mul_(1000.0)  # output logits spread over hundreds
+    hp = SimpleNamespace(target_noise=0.0, target_noise_clip=0.5, cdq_pick="projected")
+    batch, fast = _batch(4), copy.deepcopy(critic)
+    loss, _ = td3_critic_loss(critic, target, actor, batch, hp)
+    loss.backward()
+    fast_loss, _ = closed_form.td3_critic_grads(fast, target, actor, batch, hp)
+    with torch.no_grad():
+        out = critic(batch["obs"], batch["action"])
+    assert (out.amax(-1) - out.amin(-1)).min() > 100  # beyond exp's float32 range (-88): the case this is for
+    _close(fast_loss, loss.detach())
+    for p, q in zip(critic.parameters(), fast.parameters()):
+        _close(q.grad, p.grad)
